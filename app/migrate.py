@@ -1,0 +1,172 @@
+"""Alembic, driven by the generated metadata: upgrade, diff in words, apply.
+
+Each schema file keeps its revisions apart, in `migrations/versions/<stem>/`
+(or `MIGRATIONS_DIR`), so the CRM's history never mixes with another schema's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import current_app
+
+from app.i18n import N_, gettext
+from app.state import state
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def versions_dir() -> Path:
+    configured = current_app.config.get("MIGRATIONS_DIR")
+    path = Path(configured) if configured else ROOT / "migrations" / "versions" / state().spec.stem
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.set_main_option("version_locations", str(versions_dir()))
+    cfg.set_main_option("path_separator", "os")
+    return cfg
+
+
+def has_revisions() -> bool:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head() is not None
+
+
+def current_revision() -> str | None:
+    with state().db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def upgrade(revision: str = "head") -> None:
+    """Apply the schema's revisions up to `revision`."""
+    command.upgrade(alembic_config(), revision)
+
+
+def raw_diff() -> list[Any]:
+    st = state()
+    with st.db.engine.connect() as conn:
+        ctx = MigrationContext.configure(
+            conn,
+            opts={
+                "compare_type": True,
+                "include_name": lambda name, type_, parent: not (
+                    type_ == "table" and name == "alembic_version"
+                ),
+            },
+        )
+        return compare_metadata(ctx, st.models.metadata)
+
+
+def _flatten(diff: list[Any]) -> list[tuple]:
+    out: list[tuple] = []
+    for item in diff:
+        if isinstance(item, list):
+            out.extend(item)
+        else:
+            out.append(item)
+    return out
+
+
+def describe(op: tuple) -> tuple[str, bool]:
+    """Return a change in words, and whether it can lose data."""
+    kind = op[0]
+    if kind == "add_table":
+        return gettext(N_("new table %(table)s"), table=op[1].name), False
+    if kind == "remove_table":
+        return gettext(N_("drop table %(table)s and all its rows"), table=op[1].name), True
+    if kind == "add_column":
+        return gettext(N_("new column %(table)s.%(column)s"), table=op[2], column=op[3].name), False
+    if kind == "remove_column":
+        return (
+            gettext(N_("drop column %(table)s.%(column)s and its data"), table=op[2],
+                    column=op[3].name),
+            True,
+        )
+    if kind == "modify_type":
+        old, new = op[5], op[6]
+        narrowing = _narrows(old, new)
+        return (
+            gettext(
+                N_("change type of %(table)s.%(column)s from %(old)s to %(new)s"),
+                table=op[2],
+                column=op[3],
+                old=str(old),
+                new=str(new),
+            ),
+            narrowing,
+        )
+    if kind == "modify_nullable":
+        nullable = op[6]
+        text = (
+            N_("allow empty values in %(table)s.%(column)s")
+            if nullable
+            else N_("require a value in %(table)s.%(column)s")
+        )
+        return gettext(text, table=op[2], column=op[3]), not nullable
+    if kind in ("add_index", "remove_index"):
+        index = op[1]
+        text = N_("new index %(name)s") if kind == "add_index" else N_("drop index %(name)s")
+        return gettext(text, name=index.name), False
+    if kind in ("add_constraint", "remove_constraint", "add_fk", "remove_fk"):
+        constraint = op[1]
+        text = (
+            N_("new constraint %(name)s on %(table)s")
+            if kind.startswith("add")
+            else N_("drop constraint %(name)s on %(table)s")
+        )
+        return gettext(text, name=constraint.name or "", table=constraint.table.name), kind == "add_constraint"
+    return gettext(N_("other change: %(change)s"), change=kind), False
+
+
+def _narrows(old: Any, new: Any) -> bool:
+    old_len = getattr(old, "length", None)
+    new_len = getattr(new, "length", None)
+    if old_len and new_len:
+        return new_len < old_len
+    return type(old).__name__.lower() != type(new).__name__.lower()
+
+
+def plan() -> list[tuple[str, bool]]:
+    """The pending changes between the database and the schema, in words."""
+    return [describe(op) for op in _flatten(raw_diff())]
+
+
+def pending_changes() -> list[str]:
+    """Tables or columns the schema has and the database lacks (or the reverse)."""
+    structural = ("add_table", "remove_table", "add_column", "remove_column")
+    return [describe(op)[0] for op in _flatten(raw_diff()) if op[0] in structural]
+
+
+def write_revision(message: str) -> str | None:
+    """Write an autogenerated revision for the pending changes; return its id."""
+    script = command.revision(alembic_config(), message=message, autogenerate=True)
+    if script is None:
+        return None
+    if isinstance(script, list):
+        script = script[0]
+    return script.revision
+
+
+def apply(message: str = "schema apply") -> str | None:
+    """Bring the database to the schema: upgrade, write a revision if needed, upgrade."""
+    if has_revisions():
+        upgrade()
+    revision = None
+    if not has_revisions() or plan():
+        revision = write_revision(message if has_revisions() else "initial schema")
+        upgrade()
+    state().schema_mismatch = None
+    return revision

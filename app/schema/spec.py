@@ -1,0 +1,242 @@
+"""The spec: the validated, frozen form of a schema YAML that every layer reads.
+
+Nothing here parses YAML or touches a database; `app.schema.build` produces an
+`AppSpec` from a loaded document after `app.schema.checks` has found no error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+FIELD_TYPES = (
+    "string",
+    "text",
+    "integer",
+    "decimal",
+    "boolean",
+    "date",
+    "datetime",
+    "enum",
+    "email",
+    "phone",
+    "url",
+    "relation",
+    "user",
+)
+TEXT_TYPES = ("string", "text", "email", "phone", "url", "enum")
+NUMERIC_TYPES = ("integer", "decimal")
+DATE_TYPES = ("date", "datetime")
+ACTIONS = ("read", "create", "update", "delete", "import", "export", "view_sensitive")
+ON_DELETE = ("cascade", "set_null", "restrict")
+CHART_TYPES = ("pie", "bar", "line", "kpi")
+PERIODS = ("day", "week", "month", "quarter", "year")
+MEASURES = ("count", "sum", "avg", "min", "max")
+SYSTEM_COLUMNS = ("id", "created_at", "updated_at", "created_by", "updated_by")
+# Entities the console itself provides; a schema may grant on them but not define them.
+SYSTEM_ENTITIES = ("audit_log", "job_run", "backup")
+
+# Default string length where the schema gives none, per type.
+DEFAULT_LENGTHS = {"string": 255, "email": 254, "phone": 32, "url": 2048, "enum": 64}
+
+
+@dataclass(frozen=True)
+class Label:
+    """A bilingual label; `get` falls back to the other language."""
+
+    en: str
+    zh: str
+
+    def get(self, lang: str) -> str:
+        if lang == "zh":
+            return self.zh or self.en
+        return self.en or self.zh
+
+    def __str__(self) -> str:  # pragma: no cover - debugging aid
+        return self.en or self.zh
+
+
+@dataclass(frozen=True)
+class Choice:
+    key: str
+    label: Label
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: str
+    label: Label
+    required: bool = False
+    unique: bool = False
+    default: Any = None
+    max_length: int | None = None
+    min: Decimal | int | None = None
+    max: Decimal | int | None = None
+    pattern: str | None = None
+    choices: tuple[Choice, ...] = ()
+    to: str | None = None
+    on_delete: str = "set_null"
+    many: bool = False
+    sensitive: bool = False
+    encrypted: bool = False
+    help: Label | None = None
+    readonly: bool = False
+    precision: int = 12
+    scale: int = 2
+
+    @property
+    def is_relation(self) -> bool:
+        return self.type == "relation"
+
+    @property
+    def is_many(self) -> bool:
+        return self.type == "relation" and self.many
+
+    @property
+    def is_foreign_key(self) -> bool:
+        """True where the field is stored as a `<name>_id` column."""
+        return self.type == "user" or (self.type == "relation" and not self.many)
+
+    @property
+    def column_name(self) -> str:
+        return f"{self.name}_id" if self.is_foreign_key else self.name
+
+    @property
+    def length(self) -> int | None:
+        if self.type in DEFAULT_LENGTHS:
+            return self.max_length or DEFAULT_LENGTHS[self.type]
+        return None
+
+    def choice_label(self, key: Any, lang: str) -> str:
+        for choice in self.choices:
+            if choice.key == key:
+                return choice.label.get(lang)
+        return "" if key is None else str(key)
+
+
+@dataclass(frozen=True)
+class Measure:
+    func: str = "count"
+    field: str | None = None
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    name: str
+    type: str
+    label: Label
+    group_by: str | None = None
+    period: str | None = None
+    measure: Measure = Measure()
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    name: str
+    label: Label
+    menu: Label
+    fields: tuple[FieldSpec, ...]
+    title: str | None = None
+    list: tuple[str, ...] = ()
+    search: tuple[str, ...] = ()
+    filters: tuple[str, ...] = ()
+    order: tuple[str, ...] = ()
+    children: tuple[str, ...] = ()
+    import_key: str | None = None
+    charts: tuple[ChartSpec, ...] = ()
+
+    def field(self, name: str) -> FieldSpec:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"{self.name} has no field {name!r}")
+
+    def has_field(self, name: str) -> bool:
+        return any(f.name == name for f in self.fields)
+
+    def chart(self, name: str) -> ChartSpec:
+        for c in self.charts:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.name} has no chart {name!r}")
+
+    @property
+    def sensitive_fields(self) -> tuple[FieldSpec, ...]:
+        return tuple(f for f in self.fields if f.sensitive)
+
+    @property
+    def class_name(self) -> str:
+        return "".join(part.capitalize() for part in self.name.split("_"))
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """`rows: {entity: {field: $user}}`: the record's `field` leads to the user."""
+
+    entity: str
+    field: str
+    value: str = "$user"
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    name: str
+    label: Label
+    grants: dict[str, frozenset[str]] = field(default_factory=dict, hash=False)
+    rows: tuple[RowRule, ...] = ()
+
+    def actions_on(self, entity: str) -> frozenset[str]:
+        """Return the actions this role may take on `entity` ("*" included)."""
+        return self.grants.get(entity, frozenset()) | self.grants.get("*", frozenset())
+
+    def row_rule(self, entity: str) -> RowRule | None:
+        for rule in self.rows:
+            if rule.entity == entity:
+                return rule
+        return None
+
+
+@dataclass(frozen=True)
+class DashboardItem:
+    """A chart (`entity.chart`) or a KPI (`entity.count`, `entity.sum:field`)."""
+
+    entity: str
+    chart: str | None = None
+    kpi: Measure | None = None
+    label: Label | None = None
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    version: int
+    title: Label
+    default_locale: str
+    entities: tuple[EntitySpec, ...]
+    roles: tuple[RoleSpec, ...] = ()
+    dashboards: dict[str, tuple[DashboardItem, ...]] = field(default_factory=dict, hash=False)
+    source: str = ""
+    digest: str = ""
+
+    def entity(self, name: str) -> EntitySpec:
+        for e in self.entities:
+            if e.name == name:
+                return e
+        raise KeyError(f"no entity {name!r}")
+
+    def has_entity(self, name: str) -> bool:
+        return any(e.name == name for e in self.entities)
+
+    def role(self, name: str) -> RoleSpec:
+        for r in self.roles:
+            if r.name == name:
+                return r
+        raise KeyError(f"no role {name!r}")
+
+    @property
+    def stem(self) -> str:
+        """Short name of the schema file, used to keep its migrations apart."""
+        from pathlib import Path
+
+        return Path(self.source).stem if self.source else "schema"

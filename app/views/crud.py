@@ -1,0 +1,296 @@
+"""Spec -> one Flask-AppBuilder ModelView per entity, at /<entity>/..."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from flask_appbuilder import ModelView, action
+from flask_appbuilder.fieldwidgets import Select2Widget
+from flask_appbuilder.models.filters import BaseFilter
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from flask_babel import LazyString
+from sqlalchemy import or_
+from sqlalchemy.orm import joinedload, selectinload
+from wtforms import SelectField, validators
+
+from app.i18n import N_, current_lang, gettext
+from app.schema.spec import EntitySpec, FieldSpec, Label
+from app.state import state
+
+PHONE_PATTERN = r"^\+?[0-9][0-9\- ()]{5,30}$"
+PAGE_SIZES = (10, 20, 50, 100)
+
+
+def lazy_label(label: Label) -> LazyString:
+    """A label that renders in the language of the request that shows it."""
+    return LazyString(lambda: label.get(current_lang()))
+
+
+def lazy_text(message: str, **params: Any) -> LazyString:
+    return LazyString(lambda: gettext(message, **params))
+
+
+class SpecInterface(SQLAInterface):
+    """FAB's SQLAlchemy interface, loading relations with the page's query.
+
+    Many-to-one relations are joined into the list query and many-to-many ones
+    loaded with one IN query per relation, so a page costs the same number of
+    statements whatever its size.
+    """
+
+    def __init__(self, obj: type, session: Any = None, entity: EntitySpec | None = None):
+        super().__init__(obj, session)
+        self.entity = entity
+
+    def eager_options(self) -> list[Any]:
+        options: list[Any] = []
+        if self.entity is None:
+            return options
+        for f in self.entity.fields:
+            attr = getattr(self.obj, f.name)
+            if f.is_many:
+                options.append(selectinload(attr))
+            elif f.is_foreign_key:
+                options.append(joinedload(attr))
+        return options
+
+    def query(
+        self,
+        filters: Any = None,
+        order_column: str = "",
+        order_direction: str = "",
+        page: int | None = None,
+        page_size: int | None = None,
+        select_columns: list[str] | None = None,
+        outer_default_load: bool = False,
+    ) -> tuple[int, list[Any]]:
+        query = self.session.query(self.obj)
+        count = self.query_count(query, filters, select_columns)
+        query = self.apply_all(
+            query,
+            filters,
+            order_column,
+            order_direction,
+            page,
+            page_size,
+            select_columns,
+            outer_default_load,
+        )
+        return count, query.options(*self.eager_options()).all()
+
+
+class FilterTextSearch(BaseFilter):
+    """The list's free-text box: `q` matched (case-insensitive) in any `search` field."""
+
+    name = N_("Search")
+    arg_name = "sdq"
+
+    def apply(self, query: Any, value: Any) -> Any:
+        text = value() if callable(value) else value
+        text = (text or "").strip()
+        entity: EntitySpec | None = getattr(self.datamodel, "entity", None)
+        if not text or entity is None or not entity.search:
+            return query
+        model = self.datamodel.obj
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        return query.filter(
+            or_(*(getattr(model, name).ilike(pattern, escape="\\") for name in entity.search))
+        )
+
+
+def search_text() -> str:
+    return request.args.get("q", "") if request else ""
+
+
+class EntityView(ModelView):
+    """Base of the generated views; `entity` is set on each subclass."""
+
+    entity: EntitySpec
+    list_template = "schemadesk/list.html"
+    show_template = "schemadesk/show.html"
+    page_size = 20
+
+    @action(
+        "muldelete",
+        lazy_text(N_("Delete")),
+        lazy_text(N_("Delete all selected records?")),
+        "fa-trash",
+        single=False,
+    )
+    def muldelete(self, items: list[Any]) -> Any:
+        from flask import redirect
+
+        self.datamodel.delete_all(items)
+        self.update_redirect()
+        return redirect(self.get_redirect())
+
+
+def field_validators(f: FieldSpec) -> list[Any]:
+    """WTForms validators for a field's options (required is FAB's, from NOT NULL)."""
+    result: list[Any] = []
+    if f.type in ("string", "text", "email", "phone", "url") and f.max_length:
+        result.append(
+            validators.Length(
+                max=f.max_length,
+                message=lazy_text(N_("At most %(max)s characters."), max=f.max_length),
+            )
+        )
+    if f.type in ("integer", "decimal") and (f.min is not None or f.max is not None):
+        if f.min is not None and f.max is not None:
+            message = lazy_text(N_("Must be between %(min)s and %(max)s."), min=f.min, max=f.max)
+        elif f.min is not None:
+            message = lazy_text(N_("Must be at least %(min)s."), min=f.min)
+        else:
+            message = lazy_text(N_("Must be at most %(max)s."), max=f.max)
+        result.append(validators.NumberRange(min=f.min, max=f.max, message=message))
+    if f.pattern:
+        result.append(
+            validators.Regexp(
+                f.pattern, message=lazy_text(N_("Does not match the required format."))
+            )
+        )
+    if f.type == "email":
+        result.append(validators.Email(message=lazy_text(N_("Not a valid email address."))))
+    if f.type == "phone":
+        result.append(
+            validators.Regexp(PHONE_PATTERN, message=lazy_text(N_("Not a valid phone number.")))
+        )
+    if f.type == "url":
+        result.append(validators.URL(message=lazy_text(N_("Not a valid URL."))))
+    if not f.required:
+        result.insert(0, validators.Optional())
+    return result
+
+
+class UniqueValue:
+    """Refuse a value another record already has, saying which field."""
+
+    def __init__(self, datamodel: SQLAInterface, f: FieldSpec, entity: EntitySpec):
+        self.datamodel = datamodel
+        self.field = f
+        self.entity = entity
+
+    def __call__(self, form: Any, field: Any) -> None:
+        if field.data in (None, ""):
+            return
+        model = self.datamodel.obj
+        query = self.datamodel.session.query(model.id).filter(
+            getattr(model, self.field.name) == field.data
+        )
+        pk = request.view_args.get("pk") if request and request.view_args else None
+        if pk is not None:
+            query = query.filter(model.id != int(pk))
+        if query.first() is not None:
+            raise validators.ValidationError(
+                gettext(
+                    N_("Another %(entity)s already has this %(field)s."),
+                    entity=self.entity.label.get(current_lang()),
+                    field=self.field.label.get(current_lang()),
+                )
+            )
+
+
+def enum_formatter(f: FieldSpec) -> Any:
+    return lambda value: f.choice_label(value, current_lang())
+
+
+def boolean_formatter(value: Any) -> str:
+    if value is None:
+        return ""
+    return gettext(N_("Yes")) if value else gettext(N_("No"))
+
+
+def make_view(entity: EntitySpec, model: type, session: Any) -> type[EntityView]:
+    """Generate the ModelView class of one entity."""
+    datamodel = SpecInterface(model, session, entity)
+    labels: dict[str, Any] = {f.name: lazy_label(f.label) for f in entity.fields}
+    labels.update(
+        {
+            "id": lazy_text(N_("ID")),
+            "created_at": lazy_text(N_("Created at")),
+            "updated_at": lazy_text(N_("Updated at")),
+            "created_by": lazy_text(N_("Created by")),
+            "updated_by": lazy_text(N_("Updated by")),
+        }
+    )
+    editable = [f.name for f in entity.fields if not f.readonly]
+    all_columns = [f.name for f in entity.fields]
+    extra_fields: dict[str, Any] = {}
+    formatters: dict[str, Any] = {}
+    validators_columns: dict[str, list[Any]] = {}
+    for f in entity.fields:
+        if f.type == "enum":
+            choices = [(c.key, lazy_label(c.label)) for c in f.choices]
+            if not f.required:
+                choices.insert(0, ("", "—"))
+            extra_fields[f.name] = SelectField(
+                lazy_label(f.label),
+                choices=choices,
+                default=f.default,
+                widget=Select2Widget(),
+                validators=[validators.DataRequired()] if f.required else [validators.Optional()],
+                coerce=lambda v: v or None,
+                description=lazy_label(f.help) if f.help else "",
+            )
+            formatters[f.name] = enum_formatter(f)
+        elif f.type == "boolean":
+            formatters[f.name] = boolean_formatter
+        vals = field_validators(f) if f.type != "enum" else []
+        if f.unique:
+            vals.append(UniqueValue(datamodel, f, entity))
+        if vals:
+            validators_columns[f.name] = vals
+    order = entity.order[0] if entity.order else "-created_at"
+    direction = "desc" if order.startswith("-") else "asc"
+    order_name = order.lstrip("-")
+    if entity.has_field(order_name) and entity.field(order_name).is_foreign_key:
+        order_name = entity.field(order_name).column_name
+    search = list(entity.filters) or [
+        f.name for f in entity.fields if not f.is_many and not f.encrypted
+    ][:5]
+    attrs: dict[str, Any] = {
+        "entity": entity,
+        "datamodel": datamodel,
+        "route_base": f"/{entity.name}",
+        "class_permission_name": entity.name,
+        "method_permission_name": {
+            "list": "read",
+            "show": "read",
+            "add": "create",
+            "edit": "update",
+            "delete": "delete",
+            "download": "read",
+            "action": "read",
+            "action_post": "read",
+            "muldelete": "delete",
+            "api_read": "read",
+            "api_get": "read",
+            "api_column_add": "create",
+            "api_column_edit": "update",
+            "api_readvalues": "read",
+        },
+        "list_title": lazy_label(entity.label),
+        "show_title": lazy_label(entity.label),
+        "add_title": lazy_label(entity.label),
+        "edit_title": lazy_label(entity.label),
+        "list_columns": list(entity.list),
+        "show_columns": all_columns + ["created_at", "created_by", "updated_at", "updated_by"],
+        "add_columns": editable,
+        "edit_columns": editable,
+        "search_columns": search,
+        "label_columns": labels,
+        "description_columns": {
+            f.name: lazy_label(f.help) for f in entity.fields if f.help is not None
+        },
+        "formatters_columns": formatters,
+        "validators_columns": validators_columns,
+        "add_form_extra_fields": dict(extra_fields),
+        "edit_form_extra_fields": dict(extra_fields),
+        "base_order": (order_name, direction),
+        "base_filters": [["id", FilterTextSearch, search_text]],
+        "page_size": 20,
+    }
+    return type(f"{entity.class_name}View", (EntityView,), attrs)
+

@@ -1,0 +1,51 @@
+"""Embedded default: SQLite + inline jobs; migrates, creates admin, serves :5000."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+
+def prepare(app: object) -> str | None:
+    """Apply migrations, sync roles, create admin; return a generated password."""
+    from app.migrate import apply, has_revisions, upgrade
+    from app.security.roles import ensure_admin, sync_roles
+
+    if has_revisions():
+        upgrade()
+    else:
+        apply("initial schema")
+    sync_roles()
+    _user, generated = ensure_admin(os.environ.get("ADMIN_PASSWORD"))
+    return generated
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the SchemaDesk console.")
+    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")))
+    args = parser.parse_args(argv)
+
+    from app import create_app
+    from app.schema import SchemaError
+
+    started = time.perf_counter()
+    try:
+        app = create_app()
+    except SchemaError as exc:
+        for problem in exc.problems:
+            print(problem.format(), file=sys.stderr)
+        return 2
+    with app.app_context():
+        generated = prepare(app)
+    if generated:
+        print(f"Created user 'admin' with password: {generated}  (shown once; change it)")
+    print(f"Ready in {time.perf_counter() - started:.1f}s: http://{args.host}:{args.port}/")
+    app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
