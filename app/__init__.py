@@ -71,6 +71,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             _sqlite_pragmas(db.engine)
+        if db.engine.dialect.name == "mysql":
+            # FAB's security models name sequences; on MariaDB (which has them)
+            # we use AUTO_INCREMENT like every other table, so ignore them. The
+            # dialect sets the flag when it first connects, so connect first.
+            with db.engine.connect():
+                pass
+            db.engine.dialect.supports_sequences = False
         from app.models.events import install_model_events
 
         install_model_events(db.session, models)
