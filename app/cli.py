@@ -181,3 +181,7 @@ def _load_service_commands() -> None:
 
 
 _load_service_commands()
+
+
+if __name__ == "__main__":
+    main()

@@ -272,10 +272,10 @@ class Checker:
                 self.report(
                     "SD-E101",
                     f"{path}.{key}" if path else str(key),
-                    N_("unknown key '%(key)s'"),
+                    N_("unknown key '%(name)s'"),
                     node,
                     key,
-                    key=key,
+                    name=key,
                     **self.did_you_mean(key, allowed),
                 )
 
@@ -1090,10 +1090,7 @@ class Checker:
         roles: list[RoleSpec] = []
         for name, rnode in node.items():
             path = f"roles.{name}"
-            if not isinstance(name, str) or not NAME_RE.match(name):
-                self.identifier(name, path, node, frozenset())
-                continue
-            if name.lower() in RESERVED_ROLES:
+            if isinstance(name, str) and name.lower() in RESERVED_ROLES:
                 self.report(
                     "SD-E155",
                     path,
@@ -1102,6 +1099,9 @@ class Checker:
                     name,
                     name=name,
                 )
+                continue
+            if not isinstance(name, str) or not NAME_RE.match(name):
+                self.identifier(name, path, node, frozenset())
                 continue
             if not self.expect_map(rnode, path, node, name):
                 continue

@@ -1,0 +1,107 @@
+"""Sensitive fields: masked for roles without `view_sensitive` on the entity.
+
+`mask_value(field, value)` gives the masked text (`138****5678`,
+`z***@example.com`, `1101**********1234`); `can_view_sensitive(entity)` says
+whether the current user (session, JWT or a job's actor) sees clear values.
+Lists, detail pages, exports and API responses all call these two.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import g, has_request_context
+
+from app.schema.spec import FieldSpec
+from app.security.rows import current_user_record, is_admin
+
+MASK = "*"
+
+
+def _mask_phone(text: str) -> str:
+    digits = re.sub(r"\D", "", text)
+    if len(digits) >= 7:
+        return digits[:3] + MASK * 4 + digits[-4:]
+    return _mask_text(text)
+
+
+def _mask_email(text: str) -> str:
+    local, _, domain = text.partition("@")
+    if not domain:
+        return _mask_text(text)
+    return (local[:1] or MASK) + MASK * 3 + "@" + domain
+
+
+def _mask_text(text: str) -> str:
+    n = len(text)
+    if n <= 1:
+        return MASK
+    if n == 2:
+        return text[0] + MASK
+    if n <= 6:
+        return text[0] + MASK * (n - 2) + text[-1]
+    keep_head = 4 if n >= 12 else 2
+    keep_tail = 4 if n >= 12 else 2
+    return text[:keep_head] + MASK * (n - keep_head - keep_tail) + text[-keep_tail:]
+
+
+def mask_value(field: FieldSpec, value: Any) -> str:
+    """Return the masked text of `value` for a sensitive field ('' for empty values)."""
+    if value is None or value == "":
+        return ""
+    text = str(value)
+    if field.type == "phone":
+        return _mask_phone(text)
+    if field.type == "email":
+        return _mask_email(text)
+    if field.type in ("integer", "decimal", "date", "datetime", "boolean"):
+        return MASK * 4
+    return _mask_text(text)
+
+
+def is_masked(field: FieldSpec, submitted: Any) -> bool:
+    """True when `submitted` looks like a masked value (it contains our mask run)."""
+    return isinstance(submitted, str) and MASK * 2 in submitted or submitted == MASK
+
+
+def can_view_sensitive(entity_name: str) -> bool:
+    """True when the current user may see `entity_name`'s sensitive fields in clear."""
+    user = current_user_record()
+    if user is None:
+        # No signed-in account: the CLI/system sees clear values; an anonymous
+        # web request never does.
+        return not has_request_context()
+    cache = None
+    if has_request_context():
+        cache = g.setdefault("_schemadesk_sensitive", {})
+        if entity_name in cache:
+            return cache[entity_name]
+    allowed = is_admin(user) or any(
+        pv.permission
+        and pv.view_menu
+        and pv.permission.name == "can_view_sensitive"
+        and pv.view_menu.name == entity_name
+        for role in (user.roles or [])
+        for pv in role.permissions
+    )
+    if cache is not None:
+        cache[entity_name] = allowed
+    return allowed
+
+
+def masked_row(entity_name: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Return `values` (field -> value) with sensitive fields masked if needed."""
+    from app.state import state
+
+    if can_view_sensitive(entity_name):
+        return values
+    entity = state().spec.entity(entity_name)
+    out = dict(values)
+    for f in entity.sensitive_fields:
+        if f.name in out:
+            out[f.name] = mask_value(f, out[f.name])
+    return out
+
+
+__all__ = ["can_view_sensitive", "is_masked", "mask_value", "masked_row"]
