@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from flask import request
@@ -16,6 +18,8 @@ from wtforms import SelectField, validators
 
 from app.i18n import N_, current_lang, gettext
 from app.schema.spec import EntitySpec, FieldSpec, Label
+from app.security.rows import FilterRowRule, no_value
+from app.security.views import KeepMasked, SecuredViewMixin, mask_formatter, picker_filters
 from app.state import state
 
 PHONE_PATTERN = r"^\+?[0-9][0-9\- ()]{5,30}$"
@@ -55,6 +59,23 @@ class SpecInterface(SQLAInterface):
                 options.append(joinedload(attr))
         return options
 
+    def apply_filters(self, query: Any, filters: Any) -> Any:
+        """Apply the list's filters, skipping values the column cannot hold.
+
+        A filter value typed by hand ("abc" for a date, "x" for a yes/no) is
+        ignored rather than sent to the database, where PostgreSQL would fail.
+        """
+        if not filters:
+            return query
+        for flt, values in zip(filters.filters, filters.values, strict=False):
+            items = values if isinstance(values, list) and flt.arg_name not in {"in", "not_in"} \
+                else [values]
+            for value in items:
+                coerced = coerce_filter_value(self.obj, flt.column_name, value)
+                if coerced is not INVALID:
+                    query = flt.apply(query, coerced)
+        return query
+
     def query(
         self,
         filters: Any = None,
@@ -78,6 +99,49 @@ class SpecInterface(SQLAInterface):
             outer_default_load,
         )
         return count, query.options(*self.eager_options()).all()
+
+
+INVALID = object()
+TRUE_WORDS = {"y", "yes", "true", "1", "on", "是"}
+FALSE_WORDS = {"n", "no", "false", "0", "off", "否"}
+
+
+def coerce_filter_value(model: type, column_name: str, value: Any) -> Any:
+    """Return `value` converted to the column's type, or INVALID."""
+    if callable(value) or value is None or column_name == "id" and not isinstance(value, str):
+        return value
+    column = model.__table__.c.get(column_name)  # type: ignore[attr-defined]
+    if column is None:
+        attr = getattr(model, column_name, None)
+        prop = getattr(attr, "property", None)
+        if prop is not None and hasattr(prop, "mapper"):  # a relation: the target's id
+            text = str(value).strip()
+            return value if text.isdigit() or text == "" else INVALID
+        return value
+    python_type = None
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return value
+    text = str(value).strip()
+    try:
+        if python_type is bool:
+            if text.lower() in TRUE_WORDS:
+                return True
+            if text.lower() in FALSE_WORDS:
+                return False
+            return INVALID
+        if python_type is int:
+            return int(text)
+        if python_type is Decimal:
+            return Decimal(text.replace(",", ""))
+        if python_type is dt.datetime:
+            return dt.datetime.fromisoformat(text)
+        if python_type is dt.date:
+            return dt.date.fromisoformat(text[:10])
+    except (ValueError, ArithmeticError):
+        return INVALID
+    return value
 
 
 class FilterTextSearch(BaseFilter):
@@ -104,7 +168,7 @@ def search_text() -> str:
     return request.args.get("q", "") if request else ""
 
 
-class EntityView(ModelView):
+class EntityView(SecuredViewMixin, ModelView):
     """Base of the generated views; `entity` is set on each subclass."""
 
     entity: EntitySpec
@@ -240,6 +304,9 @@ def make_view(entity: EntitySpec, model: type, session: Any) -> type[EntityView]
         vals = field_validators(f) if f.type != "enum" else []
         if f.unique:
             vals.append(UniqueValue(datamodel, f, entity))
+        if f.sensitive:
+            vals.insert(0, KeepMasked(entity, f))
+            formatters[f.name] = mask_formatter(entity, f, formatters.get(f.name))
         if vals:
             validators_columns[f.name] = vals
     order = entity.order[0] if entity.order else "-created_at"
@@ -286,10 +353,12 @@ def make_view(entity: EntitySpec, model: type, session: Any) -> type[EntityView]
         },
         "formatters_columns": formatters,
         "validators_columns": validators_columns,
+        "add_form_query_rel_fields": picker_filters(entity, state().spec),
+        "edit_form_query_rel_fields": picker_filters(entity, state().spec),
         "add_form_extra_fields": dict(extra_fields),
         "edit_form_extra_fields": dict(extra_fields),
         "base_order": (order_name, direction),
-        "base_filters": [["id", FilterTextSearch, search_text]],
+        "base_filters": [["id", FilterTextSearch, search_text], ["id", FilterRowRule, no_value]],
         "page_size": 20,
     }
     return type(f"{entity.class_name}View", (EntityView,), attrs)

@@ -222,3 +222,9 @@ def test_cli_messages_in_chinese(tmp_path: Path) -> None:
     result = run_check(path, lang="zh_CN.UTF-8")
     assert "SD-E130" in result.stderr
     assert "不是" in result.stderr
+
+
+def test_docs_list_every_code() -> None:
+    docs = (ROOT / "docs" / "schema.md").read_text(encoding="utf-8")
+    for code, description in CODES.items():
+        assert f"| `{code}` | {description} |" in docs, code
