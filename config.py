@@ -50,8 +50,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     secret_key = overrides.get("SECRET_KEY") or env.get("SECRET_KEY")
     if production and (not secret_key or secret_key in ("changeme", "secret", "dev")):
         raise ConfigError(
-            "SECRET_KEY must be set to a long random value in production "
-            "(SCHEMADESK_PRODUCTION=1)."
+            "SECRET_KEY must be set to a long random value in production (SCHEMADESK_PRODUCTION=1)."
         )
     if not secret_key:
         secret_key = _instance_secret(instance, "secret_key", lambda: secrets.token_hex(32))
@@ -60,15 +59,13 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     if isinstance(keys, str):
         keys = [k for k in keys.split(",") if k.strip()]
     if not keys:
-        keys = [
-            _instance_secret(instance, "field_key", lambda: Fernet.generate_key().decode())
-        ]
+        keys = [_instance_secret(instance, "field_key", lambda: Fernet.generate_key().decode())]
 
     database_url = overrides.get("DATABASE_URL") or env.get(
         "DATABASE_URL", f"sqlite:///{instance / 'schemadesk.db'}"
     )
-    schema_path = overrides.get("SCHEMA_PATH") or env.get("SCHEMA_PATH") or str(
-        ROOT / "schema" / "crm.yaml"
+    schema_path = (
+        overrides.get("SCHEMA_PATH") or env.get("SCHEMA_PATH") or str(ROOT / "schema" / "crm.yaml")
     )
     redis_url = overrides.get("REDIS_URL", env.get("REDIS_URL")) or None
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 from flask import current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup
 
 from app.i18n import N_, gettext
 
@@ -29,8 +29,13 @@ def _print_problems(problems: list[Any]) -> None:
         click.echo(p.format(), err=True)
 
 
-@click.group(cls=FlaskGroup, create_app=_make_app, add_version_option=False,
-             load_dotenv=False, set_debug_flag=False)
+@click.group(
+    cls=FlaskGroup,
+    create_app=_make_app,
+    add_version_option=False,
+    load_dotenv=False,
+    set_debug_flag=False,
+)
 def main() -> None:
     """SchemaDesk: a console generated from a YAML schema."""
 
@@ -144,7 +149,11 @@ def user() -> None:
 @click.option("--first-name", default=None)
 @click.option("--last-name", default="")
 def user_create(
-    username: str, role_name: str, password: str, email: str | None, first_name: str | None,
+    username: str,
+    role_name: str,
+    password: str,
+    email: str | None,
+    first_name: str | None,
     last_name: str,
 ) -> None:
     """Create a login account with a role."""

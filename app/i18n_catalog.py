@@ -39,7 +39,7 @@ OPTIONS = {"**/templates/**.html": {"extensions": "jinja2.ext.do", "silent": "fa
 def extract() -> Catalog:
     """Return a catalog of every msgid our code and templates use."""
     catalog = Catalog(project="SchemaDesk", charset="utf-8")
-    for filename, lineno, message, comments, context in extract_from_dir(
+    for filename, lineno, message, _comments, context in extract_from_dir(
         str(ROOT / "app"),
         method_map=METHOD_MAP,
         options_map=OPTIONS,
@@ -68,8 +68,10 @@ def missing_translations() -> list[str]:
         if not message.id:
             continue
         found = po.get(message.id)
-        if found is None or not found.string or (
-            isinstance(found.string, tuple) and not all(found.string)
+        if (
+            found is None
+            or not found.string
+            or (isinstance(found.string, tuple) and not all(found.string))
         ):
             missing.append(message.id if isinstance(message.id, str) else message.id[0])
     return missing

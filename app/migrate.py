@@ -62,8 +62,8 @@ def raw_diff() -> list[Any]:
             conn,
             opts={
                 "compare_type": True,
-                "include_name": lambda name, type_, parent: not (
-                    type_ == "table" and name == "alembic_version"
+                "include_name": lambda name, type_, parent: (
+                    not (type_ == "table" and name == "alembic_version")
                 ),
             },
         )
@@ -91,8 +91,9 @@ def describe(op: tuple) -> tuple[str, bool]:
         return gettext(N_("new column %(table)s.%(column)s"), table=op[2], column=op[3].name), False
     if kind == "remove_column":
         return (
-            gettext(N_("drop column %(table)s.%(column)s and its data"), table=op[2],
-                    column=op[3].name),
+            gettext(
+                N_("drop column %(table)s.%(column)s and its data"), table=op[2], column=op[3].name
+            ),
             True,
         )
     if kind == "modify_type":
@@ -127,7 +128,9 @@ def describe(op: tuple) -> tuple[str, bool]:
             if kind.startswith("add")
             else N_("drop constraint %(name)s on %(table)s")
         )
-        return gettext(text, name=constraint.name or "", table=constraint.table.name), kind == "add_constraint"
+        return gettext(
+            text, name=constraint.name or "", table=constraint.table.name
+        ), kind == "add_constraint"
     return gettext(N_("other change: %(change)s"), change=kind), False
 
 

@@ -125,7 +125,6 @@ def build_models(spec: AppSpec) -> ModelSet:
     reg = registry(metadata=metadata)
     models = ModelSet(spec=spec, metadata=metadata, registry=reg)
     models.system = define_system_tables(metadata)
-    user_id = metadata.tables["ab_user"].c.id
 
     tables: dict[str, Table] = {}
     for entity in spec.entities:
@@ -176,10 +175,19 @@ def build_models(spec: AppSpec) -> ModelSet:
             models.m2m_tables[(entity.name, f.name)] = Table(
                 name,
                 metadata,
-                Column(left, Integer, ForeignKey(f"{entity.name}.id", ondelete="CASCADE"),
-                       primary_key=True),
-                Column(right, Integer, ForeignKey(f"{f.to}.id", ondelete="CASCADE"),
-                       primary_key=True, index=True),
+                Column(
+                    left,
+                    Integer,
+                    ForeignKey(f"{entity.name}.id", ondelete="CASCADE"),
+                    primary_key=True,
+                ),
+                Column(
+                    right,
+                    Integer,
+                    ForeignKey(f"{f.to}.id", ondelete="CASCADE"),
+                    primary_key=True,
+                    index=True,
+                ),
             )
 
     for entity in spec.entities:

@@ -19,8 +19,9 @@ def define_system_tables(metadata: MetaData) -> dict[str, Table]:
     audit_log = Table(
         "audit_log",
         metadata,
-        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
-               autoincrement=True),
+        Column(
+            "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
         Column("created_at", DateTime, nullable=False, index=True),
         Column("actor_id", Integer, index=True),
         Column("actor_name", String(255)),

@@ -621,7 +621,9 @@ class Checker:
                 self.report(
                     "SD-E135",
                     f"{path}[{i}]",
-                    N_("%(child)s has no relation to %(entity)s, so it cannot be listed as a child"),
+                    N_(
+                        "%(child)s has no relation to %(entity)s, so it cannot be listed as a child"
+                    ),
                     node.get("children"),
                     i,
                     child=child,
@@ -692,9 +694,7 @@ class Checker:
                     value = node[option]
                     if isinstance(value, bool):
                         raise InvalidOperation
-                    bounds[option] = (
-                        int(value) if ftype == "integer" else Decimal(str(value))
-                    )
+                    bounds[option] = int(value) if ftype == "integer" else Decimal(str(value))
                 except (InvalidOperation, ValueError, TypeError):
                     self.report(
                         "SD-E105",
@@ -979,7 +979,10 @@ class Checker:
                     self.report(
                         "SD-E161",
                         f"{cpath}.group_by",
-                        N_("'%(name)s' cannot group a chart: use an enum, boolean, relation or date field"),
+                        N_(
+                            "'%(name)s' cannot group a chart: "
+                            "use an enum, boolean, relation or date field"
+                        ),
                         item,
                         "group_by",
                         name=group_by,
@@ -1143,9 +1146,7 @@ class Checker:
                     grants[str(entity)] = frozenset(valid)
             rows: list[RowRule] = []
             rows_node = rnode.get("rows")
-            if rows_node is not None and self.expect_map(
-                rows_node, f"{path}.rows", rnode, "rows"
-            ):
+            if rows_node is not None and self.expect_map(rows_node, f"{path}.rows", rnode, "rows"):
                 for entity, rule in rows_node.items():
                     rpath = f"{path}.rows.{entity}"
                     target = by_name.get(entity)

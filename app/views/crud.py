@@ -68,8 +68,11 @@ class SpecInterface(SQLAInterface):
         if not filters:
             return query
         for flt, values in zip(filters.filters, filters.values, strict=False):
-            items = values if isinstance(values, list) and flt.arg_name not in {"in", "not_in"} \
+            items = (
+                values
+                if isinstance(values, list) and flt.arg_name not in {"in", "not_in"}
                 else [values]
+            )
             for value in items:
                 coerced = coerce_filter_value(self.obj, flt.column_name, value)
                 if coerced is not INVALID:
@@ -314,9 +317,10 @@ def make_view(entity: EntitySpec, model: type, session: Any) -> type[EntityView]
     order_name = order.lstrip("-")
     if entity.has_field(order_name) and entity.field(order_name).is_foreign_key:
         order_name = entity.field(order_name).column_name
-    search = list(entity.filters) or [
-        f.name for f in entity.fields if not f.is_many and not f.encrypted
-    ][:5]
+    search = (
+        list(entity.filters)
+        or [f.name for f in entity.fields if not f.is_many and not f.encrypted][:5]
+    )
     attrs: dict[str, Any] = {
         "entity": entity,
         "datamodel": datamodel,
@@ -362,4 +366,3 @@ def make_view(entity: EntitySpec, model: type, session: Any) -> type[EntityView]
         "page_size": 20,
     }
     return type(f"{entity.class_name}View", (EntityView,), attrs)
-

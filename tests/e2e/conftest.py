@@ -39,8 +39,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`python run.py` on a free port with a fresh SQLite instance; yields its URL."""
     instance = tmp_path_factory.mktemp("e2e")
     port = free_port()
-    env = dict(os.environ, INSTANCE_PATH=str(instance), ADMIN_PASSWORD=E2E_PASSWORD,
-               RATELIMIT_ENABLED="0")
+    env = dict(
+        os.environ, INSTANCE_PATH=str(instance), ADMIN_PASSWORD=E2E_PASSWORD, RATELIMIT_ENABLED="0"
+    )
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
     proc = subprocess.Popen(
@@ -58,7 +59,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             break
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(proc.stdout.read().decode() if proc.stdout else "run.py died")
+                output = proc.stdout.read().decode() if proc.stdout else "run.py died"
+                raise RuntimeError(output) from None
             time.sleep(0.3)
     else:
         proc.kill()

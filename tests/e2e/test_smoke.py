@@ -16,9 +16,11 @@ def test_login_switch_to_chinese_create_customer(live_server: str, browser) -> N
     external: list[str] = []
     page.on(
         "request",
-        lambda req: external.append(req.url)
-        if not req.url.startswith(live_server) and not req.url.startswith("data:")
-        else None,
+        lambda req: (
+            external.append(req.url)
+            if not req.url.startswith(live_server) and not req.url.startswith("data:")
+            else None
+        ),
     )
     page.goto(f"{live_server}/login/")
     page.fill("input[name=username]", "admin")

@@ -11,7 +11,7 @@ from flask import Flask
 
 from app.schema.spec import AppSpec, EntitySpec, FieldSpec
 from app.state import state
-from tests.conftest import CRM, LIBRARY, login
+from tests.conftest import CRM, login
 
 
 def sample_value(f: FieldSpec, ids: dict[str, int], n: int) -> Any:
@@ -121,7 +121,9 @@ def walk_every_entity(app: Flask) -> None:
             client.post(f"/{entity.name}/add", data=extra)
             with app.app_context():
                 model = state().models.model(entity.name)
-                newest = state().db.session.query(model.id).order_by(model.id.desc()).limit(1).scalar()
+                newest = (
+                    state().db.session.query(model.id).order_by(model.id.desc()).limit(1).scalar()
+                )
             response = client.post(f"/{entity.name}/delete/{newest}")
             assert response.status_code == 302
             with app.app_context():

@@ -32,10 +32,10 @@ def test_admin_creates_customer_and_sees_it_in_list(crm_app: Flask, admin_client
 
 def test_search_box_matches_search_fields(crm_app: Flask, admin_client) -> None:
     token = uuid.uuid4().hex[:8]
-    admin_client.post("/customer/add", data={"name": f"Acme {token}", "kind": "company",
-                                             "points": "0"})
-    admin_client.post("/customer/add", data={"name": "Other Co", "kind": "company",
-                                             "points": "0"})
+    admin_client.post(
+        "/customer/add", data={"name": f"Acme {token}", "kind": "company", "points": "0"}
+    )
+    admin_client.post("/customer/add", data={"name": "Other Co", "kind": "company", "points": "0"})
     page = admin_client.get(f"/customer/list/?q={token.upper()}").data.decode()
     assert f"Acme {token}" in page
     assert "Other Co" not in page
@@ -43,8 +43,12 @@ def test_search_box_matches_search_fields(crm_app: Flask, admin_client) -> None:
 
 def test_required_and_unique_give_friendly_messages(crm_app: Flask, admin_client) -> None:
     phone = unique_phone()
-    assert admin_client.post("/customer/add", data={"name": "A", "kind": "company",
-                                                    "phone": phone, "points": "0"}).status_code == 302
+    assert (
+        admin_client.post(
+            "/customer/add", data={"name": "A", "kind": "company", "phone": phone, "points": "0"}
+        ).status_code
+        == 302
+    )
     page = admin_client.post(
         "/customer/add", data={"name": "B", "kind": "company", "phone": phone, "points": "0"}
     ).data.decode()
@@ -59,8 +63,9 @@ def test_edit_and_delete(crm_app: Flask, admin_client) -> None:
     with crm_app.app_context():
         model = state().models.model("customer")
         pk = state().db.session.query(model.id).filter_by(name=name).scalar()
-    response = admin_client.post(f"/customer/edit/{pk}", data={"name": name + "x",
-                                                                 "kind": "person", "points": "5"})
+    response = admin_client.post(
+        f"/customer/edit/{pk}", data={"name": name + "x", "kind": "person", "points": "5"}
+    )
     assert response.status_code == 302
     assert admin_client.get(f"/customer/show/{pk}").status_code == 200
     assert admin_client.post(f"/customer/delete/{pk}").status_code == 302
@@ -70,11 +75,16 @@ def test_edit_and_delete(crm_app: Flask, admin_client) -> None:
 
 def test_chinese_text_round_trips(crm_app: Flask, admin_client) -> None:
     name = "北京字节跳动科技有限公司-" + uuid.uuid4().hex[:4]
-    admin_client.post("/customer/add", data={"name": name, "kind": "company", "points": "0",
-                                             "address": "北京市海淀区知春路"})
+    admin_client.post(
+        "/customer/add",
+        data={"name": name, "kind": "company", "points": "0", "address": "北京市海淀区知春路"},
+    )
     with crm_app.app_context():
         model = state().models.model("customer")
-        assert state().db.session.query(model).filter_by(name=name).one().address == "北京市海淀区知春路"
+        assert (
+            state().db.session.query(model).filter_by(name=name).one().address
+            == "北京市海淀区知春路"
+        )
 
 
 def test_lang_switch_shows_chinese_labels(crm_app: Flask, admin_client) -> None:

@@ -22,7 +22,9 @@ def seed_customers(app: Flask, count: int) -> None:
         session.add_all(owners + tags)
         for i in range(count):
             session.add(
-                Customer(name=f"客户{i}", kind="company", owner=owners[i % 5], tags=tags[: i % 3 + 1])
+                Customer(
+                    name=f"客户{i}", kind="company", owner=owners[i % 5], tags=tags[: i % 3 + 1]
+                )
             )
         session.commit()
 

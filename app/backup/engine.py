@@ -1,0 +1,102 @@
+"""Engines of our own for backup and restore, and what they need to know of a database.
+
+Backups read through a snapshot and restores write in one transaction, so both
+use a dedicated engine rather than the app's pool: on SQLite that engine turns
+off pysqlite's own transaction handling and emits BEGIN itself, which makes DDL
+transactional (see SQLAlchemy's "pysqlite serializable isolation" recipe).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
+
+from app.state import state
+
+SKIPPED_TABLES = ("alembic_version",)
+
+
+def app_url() -> str:
+    """Return the URL of the current app's database, password included."""
+    return state().db.engine.url.render_as_string(hide_password=False)
+
+
+def dedicated_engine(url: str | None = None) -> Engine:
+    """Return a fresh engine on `url` (the app's database by default), without pooling."""
+    url = url or app_url()
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN")
+
+        return engine
+    engine = sa.create_engine(url, poolclass=NullPool)
+    if engine.dialect.name == "mysql":
+        with engine.connect():
+            pass
+        engine.dialect.supports_sequences = False
+    return engine
+
+
+def snapshot(engine: Engine) -> Connection:
+    """Return a connection whose reads all see one consistent state of the database."""
+    conn = engine.connect()
+    if engine.dialect.name in ("postgresql", "mysql"):
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+    conn.begin()
+    return conn
+
+
+def quote(conn: Connection, name: str) -> str:
+    return conn.dialect.identifier_preparer.quote(name)
+
+
+def table_names(conn: Connection) -> list[str]:
+    """Every table of the database but Alembic's, parents before children."""
+    inspector = sa.inspect(conn)
+    present = [n for n in inspector.get_table_names() if n not in SKIPPED_TABLES]
+    order = [t.name for t in state().models.metadata.sorted_tables]
+    known = [n for n in order if n in present]
+    return known + sorted(n for n in present if n not in order)
+
+
+def row_counts(conn: Connection) -> dict[str, int]:
+    """Rows per table (Alembic's excepted) of the database behind `conn`."""
+    return {
+        name: conn.execute(sa.text(f"SELECT COUNT(*) FROM {quote(conn, name)}")).scalar_one()
+        for name in table_names(conn)
+    }
+
+
+def drop_all_tables(conn: Connection) -> None:
+    """Drop every table of the database, Alembic's included, inside `conn`'s transaction."""
+    inspector = sa.inspect(conn)
+    names = inspector.get_table_names()
+    dialect = conn.dialect.name
+    if dialect == "mysql":
+        conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS=0")
+    if dialect == "sqlite":
+        conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
+    metadata = sa.MetaData()
+    metadata.reflect(conn)
+    for table in reversed(metadata.sorted_tables):
+        suffix = " CASCADE" if dialect == "postgresql" else ""
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(conn, table.name)}{suffix}")
+    for name in names:  # anything reflection could not order
+        if name not in metadata.tables:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(conn, name)}")
+    if dialect == "mysql":
+        conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS=1")
