@@ -15,7 +15,7 @@ from alembic.migration import MigrationContext
 from flask import current_app
 from sqlalchemy.engine import Connection
 
-from app.backup.engine import dedicated_engine, quote, snapshot, table_names
+from app.backup.engine import dedicated_engine, snapshot, table_names
 from app.backup.format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -153,17 +153,3 @@ def create_backup(
             partial.unlink()
     return target
 
-
-def count_rows(url: str | None = None) -> dict[str, int]:
-    """Rows per table of the app's database (or `url`), Alembic's table excepted."""
-    engine = dedicated_engine(url)
-    try:
-        with engine.connect() as conn:
-            return {
-                name: conn.execute(
-                    sa.text(f"SELECT COUNT(*) FROM {quote(conn, name)}")
-                ).scalar_one()
-                for name in table_names(conn)
-            }
-    finally:
-        engine.dispose()
