@@ -1,0 +1,269 @@
+"""Restore a backup into an empty database of any supported engine.
+
+The order is: verify the whole file, refuse a non-empty target (unless forced,
+and then back it up first), migrate to the backup's revision, load every table
+in dependency order, reset sequences, compare every table's rows and checksum
+with the manifest, upgrade to head. On PostgreSQL and SQLite all of it runs in
+one transaction, so a failure leaves the target exactly as it was; MariaDB
+commits DDL as it goes, so there a failure empties the target again and, after
+a forced restore, puts the previous contents back from the safety backup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.engine import Connection, Engine
+
+from app.backup.create import TableLayout, create_backup
+from app.backup.engine import dedicated_engine, drop_all_tables, quote, row_counts
+from app.backup.format import BackupError, BackupReader, row_decoder, row_encoder, sql_type
+from app.backup.verify import require_valid
+from app.i18n import N_, gettext
+from app.state import state
+
+BATCH_ROWS = 2000
+
+
+@dataclass
+class RestoreReport:
+    """What a restore did."""
+
+    path: str
+    revision: str | None
+    head: str | None
+    tables: int = 0
+    rows: int = 0
+    seconds: float = 0.0
+    safety_backup: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def restore_backup(
+    path: str | Path,
+    *,
+    force: bool = False,
+    keys: str | list[str] | None = None,
+    url: str | None = None,
+) -> RestoreReport:
+    """Restore `path` into the app's database (or `url`); raise BackupError if refused or failed."""
+    from app.migrate import head_revision, known_revision
+
+    started = time.perf_counter()
+    path = str(path)
+    keys = keys if keys is not None else current_app.config.get("BACKUP_ENCRYPTION_KEY")
+    require_valid(path, keys)
+    reader = BackupReader(path, keys)
+    manifest = reader.manifest
+    stem = state().spec.stem
+    if manifest["schema"]["name"] != stem:
+        raise BackupError(
+            gettext(N_("%(file)s is a backup of schema '%(theirs)s'; this console serves "
+                       "'%(ours)s'. Start it with that schema to restore it."),
+                    file=path, theirs=manifest["schema"]["name"], ours=stem)
+        )
+    revision = manifest.get("revision")
+    if not revision or not known_revision(revision):
+        raise BackupError(
+            gettext(N_("%(file)s was taken at migration %(revision)s, which this installation "
+                       "does not have. Restore it with the version of SchemaDesk and the "
+                       "migrations it was taken with."), file=path, revision=str(revision))
+        )
+    _release_app_connections()
+    engine = dedicated_engine(url)
+    report = RestoreReport(path=path, revision=revision, head=head_revision())
+    try:
+        with engine.connect() as conn:
+            occupied = {t: n for t, n in row_counts(conn).items() if n}
+        if occupied and not force:
+            raise BackupError(
+                gettext(N_("The target database is not empty (%(rows)d rows in %(tables)d "
+                           "tables). Restore into an empty database, or use --force: the "
+                           "current contents are backed up first."),
+                        rows=sum(occupied.values()), tables=len(occupied))
+            )
+        if occupied:
+            report.safety_backup = str(
+                create_backup(note=f"before restore of {Path(path).name}", keys=keys, url=url)
+            )
+        if engine.dialect.name == "mysql":
+            _restore_step_by_step(engine, reader, report)
+        else:
+            _restore_in_one_transaction(engine, reader, report)
+    finally:
+        reader.close()
+        engine.dispose()
+        _release_app_connections()
+        state().schema_mismatch = None
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _release_app_connections() -> None:
+    """Let go of the app's pooled connections, so DDL on the target never waits on them."""
+    st = state()
+    st.db.session.remove()
+    st.db.engine.dispose()
+
+
+def _restore_in_one_transaction(engine: Engine, reader: BackupReader, report: RestoreReport) -> None:
+    """PostgreSQL, SQLite: DDL is transactional, so everything commits or nothing does."""
+    from app.migrate import upgrade
+
+    with engine.connect() as conn:
+        with conn.begin():
+            drop_all_tables(conn)
+            upgrade(report.revision or "head", conn)
+            _load(conn, reader, report)
+            upgrade("head", conn)
+
+
+def _restore_step_by_step(engine: Engine, reader: BackupReader, report: RestoreReport) -> None:
+    """MariaDB/MySQL: DDL commits on its own, so undo by hand when something fails."""
+    from app.migrate import upgrade
+
+    try:
+        with engine.connect() as conn:
+            drop_all_tables(conn)
+            conn.commit()
+            upgrade(report.revision or "head", conn)
+            conn.commit()
+            with conn.begin():
+                _load(conn, reader, report)
+            upgrade("head", conn)
+            conn.commit()
+    except Exception as exc:
+        with engine.connect() as conn:
+            drop_all_tables(conn)
+            conn.commit()
+        message = gettext(N_("Restore failed and the target was emptied again: %(error)s"),
+                          error=str(exc))
+        if report.safety_backup:
+            restore_backup(report.safety_backup, keys=_keys_of(reader), url=str(
+                engine.url.render_as_string(hide_password=False)))
+            message = gettext(
+                N_("Restore failed; the previous contents were put back from %(backup)s: "
+                   "%(error)s"), backup=report.safety_backup, error=str(exc))
+        raise BackupError(message) from exc
+
+
+def _keys_of(reader: BackupReader) -> Any:
+    return current_app.config.get("BACKUP_ENCRYPTION_KEY") if reader.fernet else None
+
+
+def _without_foreign_key_checks(conn: Connection) -> None:
+    """Load rows in primary-key order even where a row refers to a later one."""
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        conn.exec_driver_sql("PRAGMA defer_foreign_keys=ON")  # checked at COMMIT
+    elif dialect == "mysql":
+        conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS=0")
+    elif dialect == "postgresql":
+        savepoint = conn.begin_nested()
+        try:
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+            savepoint.commit()
+        except sa.exc.DBAPIError:  # not a superuser: keep the checks, rows are in id order
+            savepoint.rollback()
+
+
+def _load(conn: Connection, reader: BackupReader, report: RestoreReport) -> None:
+    """Insert every table's rows in batches, then check counts and checksums read back."""
+    _without_foreign_key_checks(conn)
+    dialect = conn.dialect.name
+    for table in reader.tables:
+        names = [c for c, _ in table["columns"]]
+        tags = [t for _, t in table["columns"]]
+        target = sa.table(table["name"], *[sa.column(c, sql_type(t)) for c, t in table["columns"]])
+        insert = sa.insert(target)
+        decode = row_decoder(tags)
+        expected = _target_encoder(dialect, tags)
+        file_sha, target_sha = hashlib.sha256(), hashlib.sha256()
+        batch: list[dict[str, Any]] = []
+        rows = 0
+        for line in reader.lines(table):
+            file_sha.update(line)
+            values = decode(line)
+            target_sha.update(expected(values) if expected else line)
+            batch.append(dict(zip(names, values, strict=True)))
+            rows += 1
+            if len(batch) >= BATCH_ROWS:
+                conn.execute(insert, batch)
+                batch = []
+        if batch:
+            conn.execute(insert, batch)
+        if rows != table["rows"] or file_sha.hexdigest() != table["sha256"]:
+            raise BackupError(gettext(N_("%(file)s changed while it was being restored (table "
+                                         "%(table)s)."), file=reader.path, table=table["name"]))
+        _check_read_back(conn, table, target_sha.hexdigest(), rows)
+        if expected and target_sha.hexdigest() != table["sha256"]:
+            report.warnings.append(
+                gettext(N_("%(table)s: this database keeps times to the second; fractions of "
+                           "a second were dropped."), table=table["name"])
+            )
+        report.tables += 1
+        report.rows += rows
+    if dialect == "mysql":
+        conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS=1")
+    if dialect == "postgresql":
+        _reset_sequences(conn, reader.tables)
+
+
+def _target_encoder(dialect: str, tags: list[str]) -> Any:
+    """How the target will give values back, where it stores them less precisely."""
+    if dialect != "mysql" or not any(t in ("datetime", "time") for t in tags):
+        return None
+    encode = row_encoder(tags)
+    lossy = [i for i, t in enumerate(tags) if t in ("datetime", "time")]
+
+    def expected(values: list[Any]) -> bytes:
+        values = list(values)
+        for i in lossy:
+            if values[i] is not None:
+                values[i] = values[i].replace(microsecond=0)
+        return encode(values)
+
+    return expected
+
+
+def _check_read_back(conn: Connection, table: dict[str, Any], expected_sha: str, rows: int) -> None:
+    layout = TableLayout(table["name"], [tuple(c) for c in table["columns"]],
+                         table["primary_key"])
+    encode = row_encoder([t for _, t in layout.columns])
+    sha = hashlib.sha256()
+    found = 0
+    for row in conn.execution_options(yield_per=5000).execute(layout.select()):
+        sha.update(encode(row))
+        found += 1
+    if found != rows or sha.hexdigest() != expected_sha:
+        raise BackupError(
+            gettext(N_("Table %(table)s reads back differently from the backup (%(found)d of "
+                       "%(rows)d rows); nothing was restored."),
+                    table=table["name"], found=found, rows=rows)
+        )
+
+
+def _reset_sequences(conn: Connection, tables: list[dict[str, Any]]) -> None:
+    """Point each serial column's sequence past the largest restored id."""
+    for table in tables:
+        for column, tag in table["columns"]:
+            if tag != "int" or column not in table["primary_key"]:
+                continue
+            sequence = conn.execute(
+                sa.text("SELECT pg_get_serial_sequence(:table, :column)"),
+                {"table": quote(conn, table["name"]), "column": column},
+            ).scalar()
+            if sequence:
+                conn.execute(
+                    sa.text(
+                        f"SELECT setval(:seq, COALESCE((SELECT MAX({quote(conn, column)}) FROM "
+                        f"{quote(conn, table['name'])}), 0) + 1, false)"
+                    ),
+                    {"seq": sequence},
+                )
