@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Flask, Response, render_template, request, session
@@ -44,12 +45,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from app.schema import load_spec
     from app.state import AppState
 
+    # FAB's own user screens declare filters it cannot build; the warning is noise.
+    logging.getLogger("flask_appbuilder.models.filters").setLevel(logging.ERROR)
     settings = load_config(config)
     settings["SQLALCHEMY_DATABASE_URI"] = _normalise_url(settings["SQLALCHEMY_DATABASE_URI"])
     spec = load_spec(settings["SCHEMA_PATH"])
 
     app = Flask(__name__, instance_path=settings["INSTANCE_PATH"])
     app.config.update(settings)
+    # `/` sends signed-in users to the dashboard (app/charts/views.py).
+    app.config.setdefault("FAB_INDEX_VIEW", "app.charts.views.HomeView")
     app.config["APP_NAME"] = spec.title.get(spec.default_locale)
     app.config["BABEL_DEFAULT_LOCALE"] = settings.get("BABEL_DEFAULT_LOCALE") or (
         "zh" if spec.default_locale == "zh" else "en"

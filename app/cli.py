@@ -104,17 +104,23 @@ def schema_diff() -> None:
 
 @schema.command("apply")
 @click.option("--message", "-m", default="schema apply")
-def schema_apply(message: str) -> None:
-    """Write a revision for the pending changes, upgrade, and sync roles."""
-    from app.migrate import apply
-    from app.security.roles import sync_roles
+@click.option("--allow-destructive", is_flag=True,
+              help="Apply changes that can lose data (a backup is taken first).")
+@click.option("--no-backup", is_flag=True, help="Skip the backup before migrating.")
+def schema_apply(message: str, allow_destructive: bool, no_backup: bool) -> None:
+    """Plan the changes in words, refuse data loss, back up, migrate, sync roles."""
+    from app.backup.guard import guarded_apply
+    from app.context import Actor, acting_as
 
-    revision = apply(message)
-    sync_roles()
-    if revision:
-        click.echo(gettext(N_("Applied revision %(revision)s."), revision=revision))
-    else:
-        click.echo(gettext(N_("The database matches the schema.")))
+    with acting_as(Actor(user_id=None, name="cli", source="cli")):
+        outcome = guarded_apply(message, allow_destructive=allow_destructive,
+                                take_backup=not no_backup)
+    for text, destructive in outcome.changes:
+        click.echo(f"{'!' if destructive else '+'} {text}")
+    for line in outcome.report:
+        click.echo(line, err=not outcome.ok)
+    if not outcome.ok:
+        sys.exit(1)
 
 
 @main.group()

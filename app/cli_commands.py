@@ -5,3 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 ALL: list[Any] = []
+
+from app.audit.cli import audit as _audit_cli  # noqa: E402
+
+ALL.append(_audit_cli)
+
+from app.backup.cli import backup_cli  # noqa: E402
+
+ALL.append(backup_cli)
+
+from app.jobs.runner import worker_command  # noqa: E402
+
+ALL.append(worker_command)
+from app.io.cli import export_command, import_command  # noqa: E402
+
+ALL += [import_command, export_command]

@@ -10,3 +10,23 @@ from collections.abc import Callable
 from typing import Any
 
 ALL: list[Callable[[Any, Any], None]] = []
+
+from app.audit import init_app as _audit_init  # noqa: E402
+
+ALL.append(_audit_init)
+from app.charts import init_charts as _charts_init  # noqa: E402
+
+ALL.append(_charts_init)
+from app.backup import init_app as _backup_init  # noqa: E402
+
+ALL.append(_backup_init)
+
+from app.views.api import register_apis  # noqa: E402
+
+ALL.append(register_apis)
+from app.jobs.views import init_jobs as _jobs_init  # noqa: E402
+
+ALL.append(_jobs_init)
+from app.io import init_io as _io_init  # noqa: E402
+
+ALL.append(_io_init)

@@ -54,7 +54,7 @@ def head_revision() -> str | None:
 
 
 def upgrade(revision: str = "head", connection: Any = None) -> None:
-    """Apply the schema's revisions up to `revision` (inside `connection`'s transaction if given)."""
+    """Apply the schema's revisions up to `revision` (in `connection`'s transaction if given)."""
     command.upgrade(alembic_config(connection), revision)
 
 
@@ -68,19 +68,25 @@ def known_revision(revision: str) -> bool:
         return False
 
 
-def raw_diff() -> list[Any]:
+def raw_diff(connection: Any = None) -> list[Any]:
     st = state()
+    if connection is not None:
+        return _compare(connection)
     with st.db.engine.connect() as conn:
-        ctx = MigrationContext.configure(
-            conn,
-            opts={
-                "compare_type": True,
-                "include_name": lambda name, type_, parent: (
-                    not (type_ == "table" and name == "alembic_version")
-                ),
-            },
-        )
-        return compare_metadata(ctx, st.models.metadata)
+        return _compare(conn)
+
+
+def _compare(conn: Any) -> list[Any]:
+    ctx = MigrationContext.configure(
+        conn,
+        opts={
+            "compare_type": True,
+            "include_name": lambda name, type_, parent: (
+                not (type_ == "table" and name == "alembic_version")
+            ),
+        },
+    )
+    return compare_metadata(ctx, state().models.metadata)
 
 
 def _flatten(diff: list[Any]) -> list[tuple]:
@@ -155,9 +161,9 @@ def _narrows(old: Any, new: Any) -> bool:
     return type(old).__name__.lower() != type(new).__name__.lower()
 
 
-def plan() -> list[tuple[str, bool]]:
+def plan(connection: Any = None) -> list[tuple[str, bool]]:
     """The pending changes between the database and the schema, in words."""
-    return [describe(op) for op in _flatten(raw_diff())]
+    return [describe(op) for op in _flatten(raw_diff(connection))]
 
 
 def pending_changes() -> list[str]:

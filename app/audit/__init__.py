@@ -30,3 +30,14 @@ def record_event(
 
     _record_event(action, entity=entity, record_id=record_id, title=title,
                   detail=detail, session=session)
+
+
+def init_app(app: Any, appbuilder: Any) -> None:
+    """Init hook: capture changes and sign-ins, and add the auditor's workspace."""
+    from app.audit import auth, capture, service, views
+    from app.state import state
+
+    capture.install(app, state(), appbuilder.sm)
+    auth.install(app, appbuilder.sm)
+    views.register(appbuilder)
+    service.register_job_kind()

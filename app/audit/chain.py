@@ -112,7 +112,7 @@ def lock_head(conn: Connection, head: sa.Table, log: sa.Table) -> tuple[int, str
     if dialect == "sqlite":
         # Writing first takes SQLite's RESERVED lock before we read the head.
         conn.execute(sa.update(head).where(head.c.id == 1).values(last_id=head.c.last_id))
-        row = conn.execute(sa.select(head.c.last_id, head.c.last_hash).where(head.c.id == 1)).first()
+        row = conn.execute(_head_select(head)).first()
     else:
         select = sa.select(head.c.last_id, head.c.last_hash).where(head.c.id == 1)
         row = conn.execute(select.with_for_update()).first()
@@ -123,6 +123,10 @@ def lock_head(conn: Connection, head: sa.Table, log: sa.Table) -> tuple[int, str
             select = select.with_for_update()
         row = conn.execute(select).one()
     return int(row.last_id or 0), row.last_hash
+
+
+def _head_select(head: sa.Table) -> sa.Select:
+    return sa.select(head.c.last_id, head.c.last_hash).where(head.c.id == 1)
 
 
 def _create_head(conn: Connection, head: sa.Table, log: sa.Table) -> None:
@@ -217,7 +221,7 @@ def verify(
     `progress(done, total)` is called after each batch.
     """
     total = conn.execute(sa.select(sa.func.count()).select_from(log)).scalar_one()
-    head_row = conn.execute(sa.select(head.c.last_id, head.c.last_hash).where(head.c.id == 1)).first()
+    head_row = conn.execute(_head_select(head)).first()
     prev_hash, prev_id, count = GENESIS, 0, 0
     found = None if expect_head is None else False
     columns = [log.c[name] for name in HASHED_COLUMNS] + [log.c.hash]

@@ -60,6 +60,13 @@ def table_layouts(conn: Connection) -> list[TableLayout]:
     return layouts
 
 
+def engine_name(engine: Any) -> str:
+    """sqlite, postgresql, mariadb or mysql."""
+    if engine.dialect.name == "mysql" and getattr(engine.dialect, "is_mariadb", False):
+        return "mariadb"
+    return engine.dialect.name
+
+
 def app_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -110,7 +117,7 @@ def create_backup(
                 for layout in table_layouts(conn):
                     member, out = writer.table(layout.name)
                     encode = row_encoder([t for _, t in layout.columns])
-                    result = conn.execution_options(yield_per=5000).execute(layout.select())
+                    result = conn.execute(layout.select().execution_options(yield_per=5000))
                     for row in result:
                         out.write(encode(row))
                     tables.append(
@@ -131,7 +138,7 @@ def create_backup(
                         "schema": {"name": spec.stem, "digest": spec.digest},
                         "revision": revision,
                         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                        "engine": engine.dialect.name,
+                        "engine": engine_name(engine),
                         "server_version": ".".join(
                             str(p) for p in (engine.dialect.server_version_info or ())
                         ),

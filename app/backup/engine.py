@@ -24,8 +24,14 @@ def app_url() -> str:
     return state().db.engine.url.render_as_string(hide_password=False)
 
 
-def dedicated_engine(url: str | None = None) -> Engine:
-    """Return a fresh engine on `url` (the app's database by default), without pooling."""
+def dedicated_engine(url: str | None = None, foreign_keys: bool = True) -> Engine:
+    """Return a fresh engine on `url` (the app's database by default), without pooling.
+
+    `foreign_keys=False` matters on SQLite only: Alembic's batch mode rebuilds a
+    table by dropping it, and with foreign keys on that drop would cascade into
+    the child tables. Whoever turns them off runs `check_foreign_keys` before
+    committing.
+    """
     url = url or app_url()
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
@@ -34,7 +40,7 @@ def dedicated_engine(url: str | None = None) -> Engine:
         def _connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
@@ -49,6 +55,13 @@ def dedicated_engine(url: str | None = None) -> Engine:
             pass
         engine.dialect.supports_sequences = False
     return engine
+
+
+def release_app_connections() -> None:
+    """Let go of the app's pooled connections, so DDL on the database never waits on them."""
+    st = state()
+    st.db.session.remove()
+    st.db.engine.dispose()
 
 
 def snapshot(engine: Engine) -> Connection:
@@ -100,3 +113,16 @@ def drop_all_tables(conn: Connection) -> None:
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(conn, name)}")
     if dialect == "mysql":
         conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS=1")
+
+
+def check_foreign_keys(conn: Connection) -> None:
+    """On SQLite with foreign keys off, raise if any row refers to a missing one."""
+    if conn.dialect.name != "sqlite":
+        return
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        table, rowid, parent = broken[0][0], broken[0][1], broken[0][2]
+        raise sa.exc.IntegrityError(
+            f"PRAGMA foreign_key_check: {len(broken)} row(s) refer to missing rows "
+            f"(first: {table} rowid {rowid} -> {parent})", None, Exception("foreign key")
+        )

@@ -22,7 +22,14 @@ from flask import current_app
 from sqlalchemy.engine import Connection, Engine
 
 from app.backup.create import TableLayout, create_backup
-from app.backup.engine import dedicated_engine, drop_all_tables, quote, row_counts
+from app.backup.engine import (
+    check_foreign_keys,
+    dedicated_engine,
+    drop_all_tables,
+    quote,
+    release_app_connections,
+    row_counts,
+)
 from app.backup.format import BackupError, BackupReader, row_decoder, row_encoder, sql_type
 from app.backup.verify import require_valid
 from app.i18n import N_, gettext
@@ -51,8 +58,13 @@ def restore_backup(
     force: bool = False,
     keys: str | list[str] | None = None,
     url: str | None = None,
+    safety_backup: bool = True,
 ) -> RestoreReport:
-    """Restore `path` into the app's database (or `url`); raise BackupError if refused or failed."""
+    """Restore `path` into the app's database (or `url`); raise BackupError if refused or failed.
+
+    A forced restore over a non-empty database backs it up first, unless
+    `safety_backup=False` (the caller already holds a backup of it).
+    """
     from app.migrate import head_revision, known_revision
 
     started = time.perf_counter()
@@ -75,8 +87,8 @@ def restore_backup(
                        "does not have. Restore it with the version of SchemaDesk and the "
                        "migrations it was taken with."), file=path, revision=str(revision))
         )
-    _release_app_connections()
-    engine = dedicated_engine(url)
+    release_app_connections()
+    engine = dedicated_engine(url, foreign_keys=False)
     report = RestoreReport(path=path, revision=revision, head=head_revision())
     try:
         with engine.connect() as conn:
@@ -88,7 +100,7 @@ def restore_backup(
                            "current contents are backed up first."),
                         rows=sum(occupied.values()), tables=len(occupied))
             )
-        if occupied:
+        if occupied and safety_backup:
             report.safety_backup = str(
                 create_backup(note=f"before restore of {Path(path).name}", keys=keys, url=url)
             )
@@ -99,29 +111,31 @@ def restore_backup(
     finally:
         reader.close()
         engine.dispose()
-        _release_app_connections()
+        release_app_connections()
         state().schema_mismatch = None
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
 
-def _release_app_connections() -> None:
-    """Let go of the app's pooled connections, so DDL on the target never waits on them."""
-    st = state()
-    st.db.session.remove()
-    st.db.engine.dispose()
-
-
-def _restore_in_one_transaction(engine: Engine, reader: BackupReader, report: RestoreReport) -> None:
+def _restore_in_one_transaction(
+    engine: Engine, reader: BackupReader, report: RestoreReport
+) -> None:
     """PostgreSQL, SQLite: DDL is transactional, so everything commits or nothing does."""
     from app.migrate import upgrade
 
-    with engine.connect() as conn:
-        with conn.begin():
-            drop_all_tables(conn)
-            upgrade(report.revision or "head", conn)
-            _load(conn, reader, report)
-            upgrade("head", conn)
+    try:
+        with engine.connect() as conn:
+            with conn.begin():
+                drop_all_tables(conn)
+                upgrade(report.revision or "head", conn)
+                _load(conn, reader, report)
+                upgrade("head", conn)
+                check_foreign_keys(conn)
+    except Exception as exc:
+        raise BackupError(
+            gettext(N_("Restore failed and was rolled back; the target is as it was: "
+                       "%(error)s"), error=_first_line(exc))
+        ) from exc
 
 
 def _restore_step_by_step(engine: Engine, reader: BackupReader, report: RestoreReport) -> None:
@@ -143,14 +157,18 @@ def _restore_step_by_step(engine: Engine, reader: BackupReader, report: RestoreR
             drop_all_tables(conn)
             conn.commit()
         message = gettext(N_("Restore failed and the target was emptied again: %(error)s"),
-                          error=str(exc))
+                          error=_first_line(exc))
         if report.safety_backup:
             restore_backup(report.safety_backup, keys=_keys_of(reader), url=str(
                 engine.url.render_as_string(hide_password=False)))
             message = gettext(
                 N_("Restore failed; the previous contents were put back from %(backup)s: "
-                   "%(error)s"), backup=report.safety_backup, error=str(exc))
+                   "%(error)s"), backup=report.safety_backup, error=_first_line(exc))
         raise BackupError(message) from exc
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _keys_of(reader: BackupReader) -> Any:
@@ -238,7 +256,7 @@ def _check_read_back(conn: Connection, table: dict[str, Any], expected_sha: str,
     encode = row_encoder([t for _, t in layout.columns])
     sha = hashlib.sha256()
     found = 0
-    for row in conn.execution_options(yield_per=5000).execute(layout.select()):
+    for row in conn.execute(layout.select().execution_options(yield_per=5000)):
         sha.update(encode(row))
         found += 1
     if found != rows or sha.hexdigest() != expected_sha:

@@ -165,7 +165,8 @@ def parse_enum(raw: Any, f: FieldSpec) -> str:
     text = cell_text(raw)
     folded = text.casefold()
     for choice in f.choices:
-        if folded in (choice.key.casefold(), choice.label.en.casefold(), choice.label.zh.casefold()):
+        names = (choice.key, choice.label.en, choice.label.zh)
+        if folded in (name.casefold() for name in names):
             return choice.key
     raise CellError(
         N_("'%(value)s' is not one of the choices: %(choices)s."),

@@ -1,0 +1,84 @@
+"""The RQ side: the function RQ calls, the app it runs in, and `schemadesk worker`."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+from flask import Flask, current_app, has_app_context
+from flask.cli import with_appcontext
+
+from app.i18n import N_, gettext
+
+_APP: Flask | None = None
+
+
+def set_app(app: Flask) -> None:
+    """Use `app` for the jobs this process runs (set by `schemadesk worker`)."""
+    global _APP
+    _APP = app
+
+
+def worker_app() -> Flask:
+    """Return the app jobs run in: the worker's, else one built from the environment.
+
+    A plain `rq worker` has no app; the job then builds one from DATABASE_URL,
+    SCHEMA_PATH and the rest of the environment, once per process.
+    """
+    global _APP
+    if _APP is None:
+        if has_app_context():
+            _APP = current_app._get_current_object()  # type: ignore[attr-defined]
+        else:
+            from app import create_app
+
+            _APP = create_app()
+    return _APP
+
+
+def perform(run_id: int) -> Any:
+    """RQ entry point: run job `run_id` inside an app context of this worker."""
+    from app.jobs import execute
+    from app.state import state
+
+    app = worker_app()
+    with app.app_context():
+        # RQ forks a work horse per job: never reuse the parent's connections.
+        state().db.engine.dispose(close=False)
+        from rq import get_current_job
+
+        job = get_current_job()
+        final = True
+        if job is not None and job.retries_left:
+            final = False
+        try:
+            result = execute(run_id, final=final)
+        finally:
+            state().db.session.remove()
+        return {"run_id": run_id, "counts": (result or {}).get("counts")}
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Quit when the queues are empty.")
+@click.option("--with-scheduler", is_flag=True, help="Also run RQ's scheduler.")
+@click.option("--name", default=None, help="Worker name (default: RQ's).")
+@with_appcontext
+def worker_command(burst: bool, with_scheduler: bool, name: str | None) -> None:
+    """Run an RQ worker on the app's queues (default, import, backup)."""
+    from rq import Worker
+
+    from app.jobs import mark_dead_runs, redis_connection, rq_queues
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not app.config.get("REDIS_URL"):
+        raise click.ClickException(gettext(N_("Set REDIS_URL to run a worker.")))
+    set_app(app)
+    mark_dead_runs()
+    connection = redis_connection()
+    queues = rq_queues(connection)
+    click.echo(gettext(N_("Worker %(pid)s on queues %(queues)s."), pid=os.getpid(),
+                       queues=", ".join(q.name for q in queues)))
+    Worker(queues, connection=connection, name=name).work(
+        burst=burst, with_scheduler=with_scheduler, logging_level="WARNING"
+    )

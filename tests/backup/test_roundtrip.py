@@ -1,0 +1,119 @@
+"""A backup restores into an empty database of any engine with every row and checksum equal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from app.backup.create import create_backup
+from app.backup.format import BackupError
+from app.backup.restore import restore_backup
+from app.backup.verify import verify_backup
+from app.state import state
+from tests.backup.seed import seed_crm, table_checksums
+from tests.conftest import CRM
+
+FIELD_KEYS = ["x6s0m1aY8fXk1c0xjH1d2vQh3yW6bN8sT0pL4eR7uA0="]  # fixed: must travel with backups
+PAIRS = [
+    ("sqlite", "sqlite"),
+    ("postgresql", "postgresql"),
+    ("mariadb", "mariadb"),
+    ("sqlite", "postgresql"),
+    ("postgresql", "sqlite"),
+]
+
+
+def seeded_backup(app_factory, backend: str, tmp_path: Path, **config) -> tuple[Path, dict]:
+    app = app_factory(CRM, backend, **config)
+    with app.app_context():
+        seed_crm()
+        before = table_checksums()
+        path = create_backup(tmp_path / "crm.sdbackup", note="test")
+    return path, before
+
+
+@pytest.mark.parametrize(("source", "target"), PAIRS, ids=[f"{s}-to-{t}" for s, t in PAIRS])
+def test_restore_keeps_every_row_and_checksum(app_factory, empty_app, tmp_path, source, target):
+    path, before = seeded_backup(app_factory, source, tmp_path, FIELD_ENCRYPTION_KEYS=FIELD_KEYS)
+    manifest = verify_backup(path).manifest
+    assert {t["name"]: (t["rows"], t["sha256"]) for t in manifest["tables"]} == before
+    assert {"ab_user", "ab_permission_view_role", "audit_log", "audit_head", "job_run",
+            "customer_tags", "customer"} <= set(before)
+    assert "alembic_version" not in before
+    assert manifest["revision"] and manifest["engine"] == source
+    assert before["customer"][0] == 20 and before["customer_tags"][0] > 0
+
+    app = empty_app(target, FIELD_ENCRYPTION_KEYS=FIELD_KEYS)
+    with app.app_context():
+        report = restore_backup(path)
+        assert report.rows == manifest["total_rows"]
+        assert report.warnings == []
+        assert table_checksums() == before
+        # sequences point past the restored ids: new rows get fresh ids
+        customer = state().models.model("customer")
+        session = state().db.session
+        session.add(customer(name="after restore", kind="person"))
+        session.commit()
+        assert session.scalar(sa.select(sa.func.max(customer.id))) == 21
+        restored = session.scalars(sa.select(customer).where(customer.id == 2)).one()
+        assert restored.id_no == "ID-0001"  # encrypted field readable with the same keys
+
+
+def test_restore_refuses_non_empty_target(app_factory, tmp_path):
+    path, _ = seeded_backup(app_factory, "sqlite", tmp_path)
+    other = app_factory(CRM, "sqlite")
+    with other.app_context():
+        rows_before = table_checksums()
+        with pytest.raises(BackupError, match="not empty"):
+            restore_backup(path)
+        assert table_checksums() == rows_before
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mariadb"])
+def test_forced_restore_backs_up_the_target_first(app_factory, tmp_path, backend):
+    path, before = seeded_backup(app_factory, backend, tmp_path)
+    other = app_factory(CRM, backend)
+    with other.app_context():
+        previous = table_checksums()
+        report = restore_backup(path, force=True)
+        assert table_checksums() == before
+        safety = verify_backup(report.safety_backup)
+        assert safety.ok
+        assert {t["name"]: (t["rows"], t["sha256"]) for t in safety.manifest["tables"]} == previous
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mariadb"])
+def test_failed_restore_leaves_target_as_it_was(app_factory, tmp_path, backend):
+    """A backup whose rows break a unique constraint fails half-way; nothing is left changed."""
+    from tests.backup.damage import rewrite_with_duplicate_phone
+
+    path, _ = seeded_backup(app_factory, backend, tmp_path)
+    broken = rewrite_with_duplicate_phone(path, tmp_path / "duplicate.sdbackup")
+    assert verify_backup(broken).ok  # a well-formed file: only the database can refuse it
+    other = app_factory(CRM, backend)
+    with other.app_context():
+        previous = table_checksums()
+        with pytest.raises(BackupError) as failure:
+            restore_backup(broken, force=True)
+        assert table_checksums() == previous
+        if backend == "mariadb":
+            assert "put back" in str(failure.value)
+
+
+def test_encrypted_backup_needs_its_key(app_factory, empty_app, tmp_path):
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    path, before = seeded_backup(app_factory, "sqlite", tmp_path, BACKUP_ENCRYPTION_KEY=key)
+    raw = path.read_bytes()
+    assert "客户".encode() not in raw and b"ab_permission_view" in raw  # names only in manifest
+    assert not verify_backup(path).ok
+    assert "BACKUP_ENCRYPTION_KEY" in verify_backup(path).problems[0]
+    assert "another key" in verify_backup(path, Fernet.generate_key().decode()).problems[0]
+    assert verify_backup(path, key).ok
+    app = empty_app("sqlite", BACKUP_ENCRYPTION_KEY=key)
+    with app.app_context():
+        restore_backup(path)
+        assert table_checksums() == before
