@@ -20,3 +20,7 @@ ALL.append(worker_command)
 from app.io.cli import export_command, import_command  # noqa: E402
 
 ALL += [import_command, export_command]
+from app.security.cli import keys as keys_cli  # noqa: E402
+from app.security.cli import roles as roles_cli  # noqa: E402
+
+ALL += [keys_cli, roles_cli]

@@ -48,14 +48,27 @@ def detect_encoding(sample: bytes) -> str:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(sample).best()
+    matches = from_bytes(sample)
+    names = [m.encoding.lower().replace("_", "") for m in matches]
+    # GB18030 is a superset of GB2312/GBK: decode the whole family with it.
+    if any(n in CHINESE_FAMILY or n.startswith("gb") for n in names) or _looks_chinese(sample):
+        return "gb18030"
+    best = matches.best()
     if best is None:
         raise FileError(N_("Could not tell the file's encoding; choose one explicitly."))
-    name = best.encoding.lower().replace("_", "")
-    # GB18030 is a superset of GB2312/GBK: decode the whole family with it.
-    if name in CHINESE_FAMILY or name.startswith("gb"):
-        return "gb18030"
     return best.encoding
+
+
+def _looks_chinese(sample: bytes) -> bool:
+    """True when the bytes decode as GB18030 into mostly CJK text (short files fool guessers)."""
+    try:
+        text = codecs.getincrementaldecoder("gb18030")().decode(sample, final=False)
+    except UnicodeDecodeError:
+        return False
+    high = [c for c in text if ord(c) > 127]
+    cjk = [c for c in high if "\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f"
+           or "\uff00" <= c <= "\uffef"]
+    return bool(high) and len(cjk) >= 0.8 * len(high)
 
 
 def sniff_delimiter(text: str) -> str:

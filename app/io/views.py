@@ -26,7 +26,7 @@ from flask_appbuilder import BaseView, expose
 from flask_appbuilder.security.decorators import has_access
 
 from app.i18n import N_, current_lang, gettext
-from app.schema.spec import EntitySpec
+from app.schema.spec import ACTIONS, EntitySpec
 from app.state import state
 
 ENCODINGS = ("", "utf-8", "gb18030", "big5", "utf-16", "latin-1")
@@ -192,6 +192,9 @@ def make_io_view(entity: EntitySpec) -> type[EntityIOView]:
         "entity": entity,
         "route_base": f"/{entity.name}",
         "class_permission_name": entity.name,
+        # The entity's ModelView shares this view menu: declare every action so
+        # FAB's permission sync never prunes the ModelView's (or our) permissions.
+        "base_permissions": [f"can_{action}" for action in ACTIONS],
         "method_permission_name": {
             "import_file": "import",
             "import_confirm": "import",

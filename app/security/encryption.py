@@ -27,3 +27,51 @@ def decrypt(token: str) -> str:
         # A value written before encryption was switched on, or with a lost key:
         # show it as stored rather than failing the whole page.
         return token
+
+
+def rotate_all(batch: int = 500) -> dict[str, int]:
+    """Re-encrypt every encrypted column with the newest key; return rows per entity.
+
+    Values readable with any configured key are re-encrypted with the first
+    one; values stored in clear (written before the field was encrypted) are
+    encrypted. Raw column values are read and written, bypassing the type.
+    """
+    import sqlalchemy as sa
+
+    from app.state import state
+
+    st = state()
+    multi = cipher()
+    counts: dict[str, int] = {}
+    for entity in st.spec.entities:
+        names = [f.name for f in entity.fields if f.encrypted]
+        if not names:
+            continue
+        raw = sa.table(entity.name, sa.column("id"), *(sa.column(n, sa.Text) for n in names))
+        done = 0
+        last_id = 0
+        with st.db.engine.connect() as conn:
+            while True:
+                rows = conn.execute(
+                    sa.select(raw).where(raw.c.id > last_id).order_by(raw.c.id).limit(batch)
+                ).all()
+                if not rows:
+                    break
+                for row in rows:
+                    values = {}
+                    for name in names:
+                        token = getattr(row, name)
+                        if token is None:
+                            continue
+                        try:
+                            new = multi.rotate(token.encode("ascii")).decode("ascii")
+                        except (InvalidToken, UnicodeEncodeError):
+                            new = encrypt(token)
+                        values[name] = new
+                    if values:
+                        conn.execute(sa.update(raw).where(raw.c.id == row.id).values(**values))
+                        done += 1
+                    last_id = row.id
+                conn.commit()
+        counts[entity.name] = done
+    return counts

@@ -7,3 +7,47 @@ from flask_appbuilder.security.sqla.manager import SecurityManager
 
 class SchemaDeskSecurityManager(SecurityManager):
     """FAB's SQLAlchemy security manager; roles come from the YAML (app.security.roles)."""
+
+    def _has_view_access(self, user: object, permission_name: str, view_name: str) -> bool:
+        """FAB's check, answered from the user's permissions loaded once per request.
+
+        A page asks about every menu entry and action; FAB makes each one a
+        query (30 on a CRM list page); here the request makes one.
+        """
+        from flask import g, has_request_context
+
+        if not has_request_context():
+            return super()._has_view_access(user, permission_name, view_name)
+        roles = self.get_user_roles(user)
+        if any(
+            role.name in self.builtin_roles
+            and self._has_access_builtin_roles(role, permission_name, view_name)
+            for role in roles
+        ):
+            return True
+        key = ("_sd_perms", getattr(user, "id", None))
+        cache = g.setdefault("_sd_access", {})
+        if key not in cache:
+            role_ids = [role.id for role in roles if role.name not in self.builtin_roles]
+            cache[key] = self._permission_pairs(role_ids)
+        return (permission_name, view_name) in cache[key]
+
+    def _permission_pairs(self, role_ids: list[int]) -> set[tuple[str, str]]:
+        """Every (permission, view menu) the roles hold, in one query."""
+        if not role_ids:
+            return set()
+        from flask_appbuilder.security.sqla.models import assoc_permissionview_role
+
+        pv = self.permissionview_model
+        rows = (
+            self.session.query(self.permission_model.name, self.viewmenu_model.name)
+            .join(pv, pv.permission_id == self.permission_model.id)
+            .join(self.viewmenu_model, pv.view_menu_id == self.viewmenu_model.id)
+            .join(
+                assoc_permissionview_role,
+                assoc_permissionview_role.c.permission_view_id == pv.id,
+            )
+            .filter(assoc_permissionview_role.c.role_id.in_(role_ids))
+            .all()
+        )
+        return {(perm, view) for perm, view in rows}
