@@ -24,3 +24,6 @@ from app.security.cli import keys as keys_cli  # noqa: E402
 from app.security.cli import roles as roles_cli  # noqa: E402
 
 ALL += [keys_cli, roles_cli]
+from app.demo import demo as _demo_cli  # noqa: E402
+
+ALL.append(_demo_cli)

@@ -30,3 +30,9 @@ ALL.append(_jobs_init)
 from app.io import init_io as _io_init  # noqa: E402
 
 ALL.append(_io_init)
+from app.security.headers import init_security  # noqa: E402
+
+ALL.append(init_security)
+from app.security.matrix import init_matrix  # noqa: E402
+
+ALL.append(init_matrix)

@@ -14,11 +14,13 @@ bulk statements calls `record_event` for them.
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import click
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy import event
@@ -103,7 +105,7 @@ class Capture:
 
     def before_flush(self, session: Session, _ctx: Any, _instances: Any) -> None:
         staged = session.info.setdefault(STAGED, [])
-        actor = current_actor()
+        actor = acting_actor()
         deleted_ids = {id(o) for o in session.deleted}
         for obj in list(session.deleted):
             audited = self.audited.get(type(obj))
@@ -206,7 +208,7 @@ class Capture:
         params = orm_state.parameters
         many = isinstance(params, list | tuple)
         param_sets = list(params) if many else [params or {}]
-        actor, tag = current_actor(), _innermost(session)
+        actor, tag = acting_actor(), _innermost(session)
         bulk = session.info.setdefault(BULK, [])
         if orm_state.is_insert:
             rows = param_sets if (many or params) else [stmt.compile().params]
@@ -217,10 +219,16 @@ class Capture:
                 bulk.append((tag, "create", audited, record_id, changes,
                              self._row_title(audited, values), actor))
             return result
-        where = stmt.whereclause if stmt.whereclause is not None else sa.true()
         before: dict[Any, dict] = {}
-        for p in param_sets:
-            for row in conn.execute(sa.select(table).where(where), p or {}).mappings():
+        if stmt.whereclause is None and param_sets and all("id" in p for p in param_sets):
+            # ORM bulk UPDATE by primary key: one parameter set per row, no WHERE.
+            selects = [(sa.select(table).where(table.c.id.in_([p["id"] for p in param_sets])),
+                        {})]
+        else:
+            where = stmt.whereclause if stmt.whereclause is not None else sa.true()
+            selects = [(sa.select(table).where(where), p or {}) for p in param_sets]
+        for select, p in selects:
+            for row in conn.execute(select, p).mappings():
                 before[row["id"]] = dict(row)
         result = orm_state.invoke_statement()
         if orm_state.is_delete:
@@ -279,7 +287,7 @@ class Capture:
             for p in param_sets:
                 owners |= set(conn.execute(sa.select(left).where(where), p or {}).scalars())
         links = session.info.setdefault(LINKS, {})
-        tag, actor = _innermost(session), current_actor()
+        tag, actor = _innermost(session), acting_actor()
         for owner_id in owners - {None}:
             key = (owner, field, owner_id)
             if key not in links:
@@ -486,6 +494,24 @@ class _IdRef:
     target: type
 
 
+def acting_actor() -> Actor:
+    """Return the current actor; a CLI command without one is named as the CLI.
+
+    `schemadesk user create ...` run from a shell has no signed-in user: the
+    entry says `cli` and which OS account ran which command.
+    """
+    actor = current_actor()
+    if actor.source == "system":
+        ctx = click.get_current_context(silent=True)
+        if ctx is not None:
+            try:
+                who = getpass.getuser()
+            except Exception:  # noqa: BLE001 - no passwd entry in some containers
+                who = "?"
+            return Actor(None, f"{who}: {ctx.command_path}", "cli")
+    return actor
+
+
 def _entity_fields(entity: EntitySpec) -> list[Tracked]:
     result = []
     for f in entity.fields:
@@ -658,7 +684,7 @@ def record_event(
 ) -> None:
     """Append an event entry; see `app.audit.record_event` for the contract."""
     capture = capture_of_app()
-    new = entry(actor or current_actor(), action, entity, record_id, title, None, detail)
+    new = entry(actor or acting_actor(), action, entity, record_id, title, None, detail)
     if session is None:
         with capture.db.engine.begin() as conn:
             chain.append(conn, capture.head, capture.log, [new])

@@ -108,6 +108,7 @@ def _migrate(conn: Connection, message: str, written: list[Path]) -> str | None:
     """Upgrade to head, write a revision for what is still different, upgrade again."""
     from app.migrate import has_revisions, raw_diff, upgrade, write_revision_script
 
+    _lock(conn)
     if has_revisions():
         upgrade("head", conn)
     if has_revisions() and not raw_diff(conn):
@@ -118,6 +119,15 @@ def _migrate(conn: Connection, message: str, written: list[Path]) -> str | None:
     written.append(Path(script.path))
     upgrade("head", conn)
     return script.revision
+
+
+def _lock(conn: Connection) -> None:
+    """One schema apply at a time across processes; the second finds nothing left to do."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7420160)")
+    elif conn.dialect.name == "mysql":
+        conn.exec_driver_sql("SELECT GET_LOCK('schemadesk_schema_apply', 600)")
+    # SQLite: the migration's first write takes the database lock for the transaction.
 
 
 def _undo(engine: Any, outcome: ApplyOutcome) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 from flask import current_app
 
 from app.backup.create import backup_dir
-from app.backup.format import SUFFIX, BackupError, BackupReader
+from app.backup.format import MANIFEST, SUFFIX, BackupError, BackupReader
 from app.backup.verify import recorded_status, status_path
 
 
@@ -44,7 +46,19 @@ def describe(path: Path) -> BackupFile:
                           int(m.get("total_rows", 0)), m.get("revision"),
                           bool(m.get("encrypted")), m.get("note", ""), recorded_status(path))
     except BackupError as exc:
-        return BackupFile(path, size, "", 0, 0, None, False, "", recorded_status(path), str(exc))
+        m = _plain_manifest(path)  # e.g. encrypted with a key this console lacks
+        return BackupFile(path, size, m.get("created_at", ""), len(m.get("tables", [])),
+                          int(m.get("total_rows", 0)), m.get("revision"),
+                          bool(m.get("encrypted")), m.get("note", ""), recorded_status(path),
+                          str(exc))
+
+
+def _plain_manifest(path: Path) -> dict[str, Any]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return json.loads(zf.read(MANIFEST))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+        return {}
 
 
 def list_backups(directory: Path | None = None) -> list[BackupFile]:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flask import current_app, has_app_context
+
 from app.backup.format import BackupError, BackupReader
 from app.i18n import N_, gettext
 
@@ -32,6 +34,8 @@ def verify_backup(path: str | Path, keys: str | list[str] | None = None) -> Veri
     """Read the whole file and compare each table's rows and SHA-256 with its manifest."""
     started = time.perf_counter()
     path = str(path)
+    if keys is None and has_app_context():
+        keys = current_app.config.get("BACKUP_ENCRYPTION_KEY")
     try:
         reader = BackupReader(path, keys)
     except BackupError as exc:

@@ -209,13 +209,13 @@ def as_date(value: Any) -> dt.date:
     return dt.date.fromisoformat(str(value)[:10])
 
 
-def next_period(day: dt.date, period: str) -> dt.date:
-    """Return the first day of the period after the one starting on `day`."""
+def step_period(day: dt.date, period: str, steps: int = 1) -> dt.date:
+    """Return the first day of the period `steps` periods after (or before) `day`'s."""
     if period == "day":
-        return day + dt.timedelta(days=1)
+        return day + dt.timedelta(days=steps)
     if period == "week":
-        return day + dt.timedelta(days=7)
-    months = {"month": 1, "quarter": 3, "year": 12}[period]
+        return day + dt.timedelta(days=7 * steps)
+    months = {"month": 1, "quarter": 3, "year": 12}[period] * steps
     index = day.year * 12 + day.month - 1 + months
     return dt.date(index // 12, index % 12 + 1, 1)
 
@@ -246,12 +246,15 @@ def fill_periods(
         return [], [], False
     first, last = min(found), max(found)
     days: list[dt.date] = []
-    day = first
-    while day <= last:
-        days.append(day)
-        day = next_period(day, period)
+    day = last
+    while day >= first and len(days) <= MAX_PERIODS:  # newest first, so a stray
+        days.append(day)  # far-off date cannot make the walk long
+        try:
+            day = step_period(day, period, -1)
+        except (OverflowError, ValueError):  # before year 1
+            break
     truncated = len(days) > MAX_PERIODS
-    days = days[-MAX_PERIODS:]
+    days = days[:MAX_PERIODS][::-1]
     return days, [found.get(d, empty) for d in days], truncated
 
 

@@ -66,7 +66,10 @@ def build_query(session: Session, entity_name: str, use_list_args: bool = True) 
     if view is not None:
         order_column, order_direction = "", ""
         if use_list_args and has_request_context():
+            # A private copy: the view's Filters object is shared by every request.
             filters = view._filters.copy()
+            filters.search_columns = view._filters.search_columns
+            filters._search_filters = view._filters.get_search_filters()
             get_filter_args(filters)
             order = get_order_args().get(view.__class__.__name__)
             if order:
@@ -122,7 +125,12 @@ def cell_value(f: FieldSpec, obj: Any, lang: str, masked: bool, for_csv: bool) -
 
 def iter_rows(entity_name: str, args: dict[str, Any] | None = None, lang: str | None = None,
               for_csv: bool = True) -> Iterator[list[Any]]:
-    """Yield the export rows (lists of cell values) of the list, batch by batch."""
+    """Return an iterator over the export rows (lists of cell values) of the list.
+
+    Who may see what, and the query, are settled here, at once (inside the
+    request); the rows are then fetched batch by batch as the iterator is read,
+    which may be after the view has returned (a streamed response).
+    """
     from app.security.masking import can_view_sensitive
 
     st = state()
@@ -134,32 +142,41 @@ def iter_rows(entity_name: str, args: dict[str, Any] | None = None, lang: str | 
         with _list_request(args):
             masked = not can_view_sensitive(entity_name)
             query = build_query(session, entity_name, use_list_args=True).yield_per(BATCH)
+    except Exception:
+        session.close()
+        raise
+
+    def rows() -> Iterator[list[Any]]:
+        try:
             for obj in query:
                 yield [cell_value(f, obj, lang, masked, for_csv) for f in fields]
-    finally:
-        session.close()
+        finally:
+            session.close()
 
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
+    return rows()
 
 
 def stream_csv(entity_name: str, args: dict[str, Any] | None = None,
                lang: str | None = None) -> Iterator[bytes]:
-    """Yield the CSV bytes (UTF-8 with BOM) of an export, a batch at a time."""
+    """Return an iterator of the CSV bytes (UTF-8 with BOM) of an export, batch by batch."""
     entity = state().spec.entity(entity_name)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    buffer.write("\ufeff")
-    writer.writerow(headers(entity, lang))
-    for number, row in enumerate(iter_rows(entity_name, args, lang, for_csv=True), 1):
-        writer.writerow(row)
-        if number % BATCH == 0:
-            yield buffer.getvalue().encode("utf-8")
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode("utf-8")
+    head = headers(entity, lang)
+    rows = iter_rows(entity_name, args, lang, for_csv=True)
+
+    def chunks() -> Iterator[bytes]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        buffer.write("\ufeff")
+        writer.writerow(head)
+        for number, row in enumerate(rows, 1):
+            writer.writerow(row)
+            if number % BATCH == 0:
+                yield buffer.getvalue().encode("utf-8")
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue().encode("utf-8")
+
+    return chunks()
 
 
 def export_file(entity_name: str, path: str | Path, fmt: str | None = None,

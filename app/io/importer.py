@@ -111,19 +111,31 @@ def _message(message: str, **params: Any) -> str:
     return gettext(message, **params)
 
 
+_VALIDATORS: dict[FieldSpec, list[Any]] = {}
+
+
+def form_validators(f: FieldSpec) -> list[Any]:
+    """Return the form's validators of a field (built once per field spec)."""
+    validators = _VALIDATORS.get(f)
+    if validators is None:
+        from wtforms.validators import Optional
+
+        from app.views.crud import field_validators
+
+        validators = [v for v in field_validators(f) if not isinstance(v, Optional)]
+        _VALIDATORS[f] = validators
+    return validators
+
+
 def validate_value(f: FieldSpec, value: Any) -> list[str]:
     """Return the reasons (translated) why `value` fails the field's form validators."""
-    from wtforms.validators import Optional, StopValidation, ValidationError
-
-    from app.views.crud import field_validators
+    from wtforms.validators import StopValidation, ValidationError
 
     reasons: list[str] = []
     length = f.length
     if isinstance(value, str) and length and len(value) > length and not f.max_length:
         reasons.append(_message(N_("At most %(max)s characters."), max=length))
-    for validator in field_validators(f):
-        if isinstance(validator, Optional):
-            continue
+    for validator in form_validators(f):
         try:
             validator(None, _Cell(value))
         except (ValidationError, StopValidation) as exc:

@@ -40,6 +40,7 @@ def import_job(ctx: JobContext, entity: str, path: str, dry_run: bool = False,
     ctx.progress(0, total, force=True)
     result = import_file(entity, path, dry_run=dry_run, encoding=encoding, sheet=sheet,
                          progress=lambda n, _t: ctx.progress(n, total))
+    ctx.progress(result.total, result.total, force=True)
     return {"counts": result.counts(), "error_file": result.error_file}
 
 
@@ -59,6 +60,7 @@ def export_job(ctx: JobContext, entity: str, format: str = "csv",
     path = export_dir() / f"{entity}-{stamp}-{ctx.run_id}.{format}"
     count = export_file(entity, path, fmt=format, args=args or {}, lang=lang,
                         progress=lambda n, _t: ctx.progress(n, None))
+    ctx.progress(count, count, force=True)
     return {"counts": {"rows": count}, "result_file": str(path)}
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import socket
 import threading
 import traceback
@@ -70,8 +71,6 @@ def _engine() -> sa.Engine:
 
 
 def _queue_name(name: str) -> str:
-    import os
-
     prefix = current_app.config.get("JOB_QUEUE_PREFIX") or os.environ.get("JOB_QUEUE_PREFIX")
     return f"{prefix or ''}{name}"
 
@@ -229,7 +228,7 @@ def execute(run_id: int, final: bool = True) -> dict[str, Any] | None:
         return None
     kind = REGISTRY[run["kind"]]
     update_run(run_id, status="running", started_at=utcnow(), heartbeat_at=utcnow(),
-               attempts=(run["attempts"] or 0) + 1, worker=f"{socket.gethostname()}",
+               attempts=(run["attempts"] or 0) + 1, worker=f"{socket.gethostname()}:{os.getpid()}",
                error=None, finished_at=None)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     stop = threading.Event()

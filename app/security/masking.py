@@ -75,8 +75,9 @@ def can_view_sensitive(entity_name: str) -> bool:
     cache = None
     if has_request_context():
         cache = g.setdefault("_schemadesk_sensitive", {})
-        if entity_name in cache:
-            return cache[entity_name]
+        key = (user.id, entity_name)
+        if key in cache:
+            return cache[key]
     allowed = is_admin(user) or any(
         pv.permission
         and pv.view_menu
@@ -86,7 +87,7 @@ def can_view_sensitive(entity_name: str) -> bool:
         for pv in role.permissions
     )
     if cache is not None:
-        cache[entity_name] = allowed
+        cache[key] = allowed
     return allowed
 
 

@@ -7,6 +7,7 @@ import io
 
 from flask import current_app
 
+from app.i18n import N_
 from app.schema.spec import ACTIONS
 from app.security.roles import SYSTEM_VIEW_MENUS
 from app.state import state
@@ -50,3 +51,69 @@ def matrix_text() -> str:
         marks = " ".join(f"{('x' if granted[a] else '-'):<{len(a)}}" for a in ACTIONS)
         lines.append(f"{role:<{width_role}}  {entity:<{width_entity}}  {marks}")
     return "\n".join(lines) + "\n"
+
+
+ACTION_LABELS = {
+    "read": N_("Read"),
+    "create": N_("Create"),
+    "update": N_("Update"),
+    "delete": N_("Delete"),
+    "import": N_("Import"),
+    "export": N_("Export"),
+    "view_sensitive": N_("View sensitive"),
+}
+
+
+def make_matrix_view() -> type:
+    """Return the page /security/matrix/ (Admin and whoever may read the audit log)."""
+    from flask import Response
+    from flask_appbuilder import BaseView, expose
+    from flask_appbuilder.security.decorators import has_access
+
+    from app.i18n import current_lang, gettext
+    from app.security.roles import yaml_role_names
+
+    class PermissionMatrixView(BaseView):
+        route_base = "/security/matrix"
+        default_view = "index"
+        class_permission_name = "audit_log"
+        method_permission_name = {"index": "read", "csv": "read"}
+        base_permissions = ["can_read"]
+
+        @expose("/")
+        @has_access
+        def index(self) -> str:
+            spec = state().spec
+            rows = [r for r in matrix() if any(r[2].values())]
+            return self.render_template(
+                "security/matrix.html",
+                rows=rows,
+                actions=ACTIONS,
+                action_labels={a: gettext(ACTION_LABELS[a]) for a in ACTIONS},
+                entity_labels={e.name: e.label.get(current_lang()) for e in spec.entities},
+                managed=yaml_role_names(),
+            )
+
+        @expose("/csv")
+        @has_access
+        def csv(self) -> Response:
+            return Response(
+                matrix_csv(),
+                mimetype="text/csv",
+                headers={"Content-Disposition": "attachment; filename=permission-matrix.csv"},
+            )
+
+    return PermissionMatrixView
+
+
+def init_matrix(app: object, appbuilder: object) -> None:
+    """Init hook: add the matrix page under the Security menu."""
+    from flask_babel import lazy_gettext
+
+    appbuilder.add_view(  # type: ignore[attr-defined]
+        make_matrix_view(),
+        "permission_matrix",
+        label=lazy_gettext("Permission matrix"),
+        icon="fa-th",
+        category="Security",
+    )

@@ -15,21 +15,16 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app, g, has_request_context
+from flask import current_app, has_request_context
 from flask_appbuilder.models.filters import BaseFilter
 
 from app.i18n import N_
 from app.state import state
 
-_NO_USER = object()
-
 
 def current_user_record() -> Any:
     """Return the FAB user acting now (session, JWT, or a job's actor), or None."""
     if has_request_context():
-        cached = getattr(g, "_schemadesk_user", _NO_USER)
-        if cached is not _NO_USER:
-            return cached
         user = None
         try:
             user = current_app.appbuilder.sm.current_user
@@ -37,10 +32,7 @@ def current_user_record() -> Any:
             user = None
         if user is not None and not getattr(user, "is_authenticated", True):
             user = None
-        if user is None:
-            user = _user_from_actor()
-        g._schemadesk_user = user
-        return user
+        return user if user is not None else _user_from_actor()
     return _user_from_actor()
 
 

@@ -100,3 +100,18 @@ def test_import_job_rows_are_chained_and_verifiable(ctx: Any, tmp_path: Any) -> 
     assert {r["source"] for r in created} == {"job"}
     assert [r["action"] for r in rows][-1] == "import"
     assert run_verify(record=False).ok
+
+
+def test_orm_bulk_update_by_primary_key_and_where(ctx: Any) -> None:
+    session = ctx
+    model = state().models.model("tag")
+    tags = [model(name=unique("pk-"), color="red") for _ in range(2)]
+    session.add_all(tags)
+    session.commit()
+    mark = last_id()
+    session.execute(sa.update(model), [{"id": t.id, "color": "grey"} for t in tags])
+    session.execute(sa.update(model).where(model.id == tags[0].id).values(color="purple"))
+    session.commit()
+    rows = entries(mark, entity="tag")
+    assert [(r["record_id"], r["changes"]["color"]["after"]) for r in rows] == [
+        (str(tags[0].id), "purple"), (str(tags[1].id), "grey")]

@@ -209,3 +209,42 @@ def test_head_row_is_created_lazily(ctx: Flask) -> None:
         assert rows()[-1]["prev_hash"] == saved[-1]["hash"]
     finally:
         state().db.session.remove()
+
+
+def test_cli_changes_are_recorded_as_cli_with_the_command(ctx: Flask) -> None:
+    from app.cli import user_create
+    from tests.audit.conftest import entries, last_id
+
+    mark = last_id()
+    name = unique("cli-user-")
+    result = ctx.test_cli_runner().invoke(
+        user_create, [name, "--role", "operator", "--password", "Cli-Pass-123"])
+    assert result.exit_code == 0, result.output
+    created = [r for r in entries(mark, entity="ab_user") if r["record_title"] == name]
+    assert created[0]["action"] == "create"
+    assert created[0]["source"] == "cli"
+    assert created[0]["actor_name"].endswith(": create")  # "<os user>: <command path>"
+
+
+def test_verify_job_fails_naming_the_entry(ctx: Flask) -> None:
+    from app.jobs import enqueue, get_run
+
+    log, _ = tables()
+    target = rows()[3]
+    execute(sa.update(log).where(log.c.id == target["id"]).values(record_title="forged"))
+    ctx.config["JOB_INLINE_SYNC"] = True
+    try:
+        with ctx.test_request_context():
+            run_id = enqueue("audit_verify", {"lang": "en"})
+        run = get_run(run_id)
+        assert run["status"] == "failed"
+        assert f"Entry #{target['id']} was altered" in run["error"]
+    finally:
+        ctx.config.pop("JOB_INLINE_SYNC")
+        execute(sa.update(log).where(log.c.id == target["id"]).values(
+            record_title=target["record_title"]))
+    with ctx.test_request_context():
+        ctx.config["JOB_INLINE_SYNC"] = True
+        run_id = enqueue("audit_verify", {"lang": "en"})
+        ctx.config.pop("JOB_INLINE_SYNC")
+    assert get_run(run_id)["status"] == "done"

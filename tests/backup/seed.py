@@ -12,18 +12,16 @@ from app.context import Actor, acting_as
 from app.state import state
 
 
-def seed_crm(count: int = 20) -> None:
+def seed_crm(count: int = 20, prefix: str = "") -> None:
     """Add employees, tags, customers (with tags, an encrypted field), follow-ups, orders."""
     st = state()
     session = st.db.session
     m = st.models.model
     with acting_as(Actor(user_id=1, name="admin", source="cli")):
-        tags = [m("tag")(name=f"标签-{i}", color="red") for i in range(3)]
-        boss = m("employee")(name="张三", employee_no="E-1", active=True)
+        tags = [m("tag")(name=f"标签-{prefix}{i}", color="red") for i in range(3)]
+        boss = m("employee")(name="张三", employee_no=f"E-{prefix}1", active=True)
         session.add_all([*tags, boss])
         session.flush()
-        # a row that refers to a later one: employee 1's manager-like link via account is
-        # not in the schema, so reference forward through customer.owner below instead
         for i in range(count):
             customer = m("customer")(
                 name=f"客户 {i} \"quoted\" \\ back\nline",
@@ -46,7 +44,9 @@ def seed_crm(count: int = 20) -> None:
                     next_follow_up=dt.date(2024, 6, 1),
                 )
             )
-        session.add(m("product")(name="Widget", sku="W-1", price=Decimal("0.05"), active=False))
+        session.add(
+            m("product")(name="Widget", sku=f"W-{prefix}1", price=Decimal("0.05"), active=False)
+        )
         session.commit()
 
 

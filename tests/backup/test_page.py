@@ -42,7 +42,7 @@ def test_restore_from_page_needs_the_name_typed(page_app):
         with page_app.app_context():
             [backup] = list_backups()
             before = table_checksums()
-            seed_crm(3)
+            seed_crm(3, prefix="b")
         client.post(f"/backups/restore/{backup.name}", data={"confirm": "wrong"})
         with page_app.app_context():
             assert table_checksums()["customer"][0] == 8

@@ -27,8 +27,13 @@ def timed_writes(n: int, tag: str) -> tuple[float, float]:
     objects = []
     started = time.perf_counter()
     for i in range(n):
-        obj = model(name=f"{tag}-{i}", kind="company", points=0, level="c",
-                    phone=f"13{uuid.uuid4().int % 10**9:09d}")
+        obj = model(
+            name=f"{tag}-{i}",
+            kind="company",
+            points=0,
+            level="c",
+            phone=f"13{uuid.uuid4().int % 10**9:09d}",
+        )
         session.add(obj)
         session.commit()
         objects.append(obj)
@@ -43,8 +48,14 @@ def timed_writes(n: int, tag: str) -> tuple[float, float]:
     return create_ms, update_ms
 
 
-EVENTS = ("before_flush", "after_flush", "before_commit", "after_soft_rollback",
-          "after_transaction_end", "do_orm_execute")
+EVENTS = (
+    "before_flush",
+    "after_flush",
+    "before_commit",
+    "after_soft_rollback",
+    "after_transaction_end",
+    "do_orm_execute",
+)
 
 
 def set_audit(app: object, on: bool) -> None:
@@ -70,17 +81,25 @@ def fill_log(entries: int) -> None:
     actor = Actor(None, "bench", "job")
     log, head = state().models.system["audit_log"], state().models.system["audit_head"]
     for start in range(0, entries, 1000):
-        batch = [entry(actor, "create", "tag", i, f"tag {i}", {"name": {"before": None,
-                                                                     "after": f"tag {i}"}},
-                       None) for i in range(start, min(entries, start + 1000))]
+        batch = [
+            entry(
+                actor,
+                "create",
+                "tag",
+                i,
+                f"tag {i}",
+                {"name": {"before": None, "after": f"tag {i}"}},
+                None,
+            )
+            for i in range(start, min(entries, start + 1000))
+        ]
         with state().db.engine.begin() as conn:
             chain.append(conn, head, log, batch)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="sqlite",
-                        choices=["sqlite", "postgresql", "mariadb"])
+    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql", "mariadb"])
     parser.add_argument("--n", type=int, default=300, help="records created and updated")
     parser.add_argument("--verify-entries", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=6, help="alternating rounds")
@@ -105,20 +124,28 @@ def main() -> int:
                     totals[on][1] += update_ms / args.rounds
             set_audit(app, True)
             (with_create, with_update), (without_create, without_update) = (
-                totals[True], totals[False])
+                totals[True],
+                totals[False],
+            )
             fill_log(args.verify_entries)
             started = time.perf_counter()
             result = run_verify(record=False)
             seconds = time.perf_counter() - started
         print(f"backend: {args.backend}, {args.n} records, one commit per change")
-        print(f"create: {without_create:.2f} ms without audit, {with_create:.2f} ms with "
-              f"(+{with_create - without_create:.2f} ms, "
-              f"{(with_create / without_create - 1) * 100:.0f}%)")
-        print(f"update: {without_update:.2f} ms without audit, {with_update:.2f} ms with "
-              f"(+{with_update - without_update:.2f} ms, "
-              f"{(with_update / without_update - 1) * 100:.0f}%)")
-        print(f"verify: {result.count} entries in {seconds:.2f} s = "
-              f"{result.count / seconds:,.0f} entries/s (ok={result.ok})")
+        print(
+            f"create: {without_create:.2f} ms without audit, {with_create:.2f} ms with "
+            f"(+{with_create - without_create:.2f} ms, "
+            f"{(with_create / without_create - 1) * 100:.0f}%)"
+        )
+        print(
+            f"update: {without_update:.2f} ms without audit, {with_update:.2f} ms with "
+            f"(+{with_update - without_update:.2f} ms, "
+            f"{(with_update / without_update - 1) * 100:.0f}%)"
+        )
+        print(
+            f"verify: {result.count} entries in {seconds:.2f} s = "
+            f"{result.count / seconds:,.0f} entries/s (ok={result.ok})"
+        )
     finally:
         drop_databases()
     return 0

@@ -40,13 +40,24 @@ def seed(app, rows: int) -> float:
         now = dt.datetime(2024, 1, 1, 12, 0, 0, 123456)
         with state().db.engine.begin() as conn:
             for start in range(0, rows, 10_000):
-                conn.execute(sa.insert(table), [
-                    {"name": f"Customer {i}", "kind": "company", "level": "c",
-                     "status": "potential", "membership_level": "none", "points": i % 1000,
-                     "credit": Decimal(i % 100000) / 100, "email": f"c{i}@example.com",
-                     "created_at": now, "updated_at": now}
-                    for i in range(start, min(rows, start + 10_000))
-                ])
+                conn.execute(
+                    sa.insert(table),
+                    [
+                        {
+                            "name": f"Customer {i}",
+                            "kind": "company",
+                            "level": "c",
+                            "status": "potential",
+                            "membership_level": "none",
+                            "points": i % 1000,
+                            "credit": Decimal(i % 100000) / 100,
+                            "email": f"c{i}@example.com",
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for i in range(start, min(rows, start + 10_000))
+                    ],
+                )
     return time.perf_counter() - started
 
 
@@ -61,8 +72,7 @@ def native_sqlite(db: str, work: Path) -> tuple[float, float]:
     out, back = work / "native.db", work / "native_restored.db"
     if shutil.which("sqlite3"):
         backup = timed(subprocess.run, ["sqlite3", db, f".backup '{out}'"], check=True)[0]
-        restore = timed(subprocess.run, ["sqlite3", str(back), f".restore '{out}'"],
-                        check=True)[0]
+        restore = timed(subprocess.run, ["sqlite3", str(back), f".restore '{out}'"], check=True)[0]
         return backup, restore
 
     def copy(src: str, dst: str) -> None:
@@ -78,11 +88,16 @@ def native_postgres(url: str, work: Path) -> tuple[float, float, int]:
     env = {**os.environ, "PGPASSWORD": u.password or ""}
     args = ["-h", u.host or "127.0.0.1", "-p", str(u.port or 5432), "-U", u.username or "postgres"]
     dump = work / "native.dump"
-    backup = timed(subprocess.run, ["pg_dump", *args, "-Fc", "-f", str(dump), u.database],
-                   check=True, env=env)[0]
+    backup = timed(
+        subprocess.run, ["pg_dump", *args, "-Fc", "-f", str(dump), u.database], check=True, env=env
+    )[0]
     target = sa.make_url(new_database("postgresql", work)).database
-    restore = timed(subprocess.run, ["pg_restore", *args, "-d", target, "--no-owner", str(dump)],
-                    check=True, env=env)[0]
+    restore = timed(
+        subprocess.run,
+        ["pg_restore", *args, "-d", target, "--no-owner", str(dump)],
+        check=True,
+        env=env,
+    )[0]
     return backup, restore, dump.stat().st_size
 
 
@@ -100,15 +115,25 @@ def bench(backend: str, rows: int, work: Path) -> list[str]:
         t_backup, path = timed(create_backup, work / f"{backend}.sdbackup")
         t_verify, result = timed(verify_backup, path)
         assert result.ok, result.problems
-    target = create_app({"SCHEMA_PATH": str(CRM), "DATABASE_URL": new_database(backend, work),
-                         "INSTANCE_PATH": str(work / f"inst_{backend}"), "TESTING": True})
+    target = create_app(
+        {
+            "SCHEMA_PATH": str(CRM),
+            "DATABASE_URL": new_database(backend, work),
+            "INSTANCE_PATH": str(work / f"inst_{backend}"),
+            "TESTING": True,
+        }
+    )
     with target.app_context():
         t_restore, report = timed(restore_backup, path)
     size = path.stat().st_size
     if backend == "sqlite":
         n_backup, n_restore = native_sqlite(sa.make_url(url).database, work)
-        native = ("sqlite3 .backup / .restore", n_backup, n_restore,
-                  Path(work / "native.db").stat().st_size)
+        native = (
+            "sqlite3 .backup / .restore",
+            n_backup,
+            n_restore,
+            Path(work / "native.db").stat().st_size,
+        )
     else:
         n_backup, n_restore, n_size = native_postgres(url, work)
         native = ("pg_dump -Fc / pg_restore", n_backup, n_restore, n_size)

@@ -280,3 +280,23 @@ def test_chinese_labels(chart_app: Flask) -> None:
         data = client.get("/customer/charts/data/by_kind").get_json()
         assert data["labels"] == ["个人", "企业"]
         assert data["title"] == "按类型"
+
+
+def test_a_stray_old_date_keeps_only_the_latest_periods() -> None:
+    found = {dt.date(1900, 1, 1): 1.0, dt.date(2024, 1, 1): 2.0, dt.date(2024, 1, 3): 3.0}
+    days, values, truncated = aggregate.fill_periods(found, "day", 0)
+    assert truncated
+    assert len(days) == aggregate.MAX_PERIODS
+    assert days[-3:] == [dt.date(2024, 1, 1), dt.date(2024, 1, 2), dt.date(2024, 1, 3)]
+    assert values[-3:] == [2.0, 0, 3.0]
+    days, values, truncated = aggregate.fill_periods(
+        {dt.date(2023, 11, 1): 1.0, dt.date(2024, 2, 1): 4.0}, "month", 0
+    )
+    assert not truncated
+    assert days == [
+        dt.date(2023, 11, 1),
+        dt.date(2023, 12, 1),
+        dt.date(2024, 1, 1),
+        dt.date(2024, 2, 1),
+    ]
+    assert values == [1.0, 0, 0, 4.0]

@@ -59,10 +59,10 @@ def worker_env(app: Flask, prefix: str) -> dict[str, str]:
 
 
 def start_worker(app: Flask, prefix: str, burst: bool = True) -> subprocess.Popen:
-    args = [sys.executable, "-m", "app.cli", "worker"] + (["--burst"] if burst else [])
+    """Start `schemadesk worker` as a real process on the app's database and Redis."""
     return subprocess.Popen(
         [sys.executable, "-c", "from app.cli import main; main()", "worker",
-         *(["--burst"] if burst else [])] if args else [],
+         *(["--burst"] if burst else [])],
         cwd=ROOT, env=worker_env(app, prefix), start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
@@ -150,9 +150,11 @@ def test_killed_worker_leaves_job_failed_and_it_can_run_again(rq_app: Flask) -> 
             while get_run(run_id)["status"] != "running":
                 assert time.monotonic() < deadline, "the worker never started the job"
                 time.sleep(0.2)
+            horse = int(get_run(run_id)["worker"].rsplit(":", 1)[1])
     finally:
-        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work horse
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker ...
         worker.wait(timeout=30)
+    os.kill(horse, signal.SIGKILL)  # ... and the work horse running the job
     with rq_app.app_context():
         assert get_run(run_id)["status"] == "running"
         time.sleep(3)  # JOB_DEAD_AFTER=2: the heartbeat is now stale

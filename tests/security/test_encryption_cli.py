@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from flask import Flask
 
+from app.security.cli import keys, roles
 from app.state import state
 from tests.security.conftest import add_row
 
@@ -28,7 +29,7 @@ def test_raw_column_holds_no_plaintext_and_rotation(crm_app: Flask) -> None:
     crm_app.config["FIELD_ENCRYPTION_KEYS"] = [new_key, *old_keys]
     crm_app.extensions.pop("schemadesk_cipher", None)
     try:
-        result = crm_app.test_cli_runner().invoke(args=["keys", "rotate"])
+        result = crm_app.test_cli_runner().invoke(keys, ["rotate"])
         assert result.exit_code == 0, result.output
         assert "customer:" in result.output
         after = raw_values(crm_app, pk)
@@ -46,14 +47,14 @@ def test_raw_column_holds_no_plaintext_and_rotation(crm_app: Flask) -> None:
 
 def test_roles_matrix_cli(crm_app: Flask) -> None:
     runner = crm_app.test_cli_runner()
-    result = runner.invoke(args=["roles", "matrix", "--format", "csv"])
+    result = runner.invoke(roles, ["matrix", "--format", "csv"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "role,entity,read,create,update,delete,import,export,view_sensitive"
     assert "operator,customer,1,1,1,0,1,1,0" in lines
     assert "auditor,audit_log,1,0,0,0,0,1,0" in lines
     assert "Admin,customer,1,1,1,1,1,1,1" in lines
-    text = runner.invoke(args=["roles", "matrix"]).output
+    text = runner.invoke(roles, ["matrix"]).output
     assert "operator" in text and "customer" in text
-    sync = runner.invoke(args=["roles", "sync"])
+    sync = runner.invoke(roles, ["sync"])
     assert sync.exit_code == 0 and "operator:" in sync.output

@@ -24,7 +24,8 @@ def setup_two_operators(app: Flask) -> dict:
         emp = employee_for(app, uid)
         phone = unique_phone()
         cust = add_row(app, "customer", name=f"Cust-{key}-{uuid.uuid4().hex[:6]}",
-                       kind="company", phone=phone, owner_id=emp, points=0, id_no="110101199001011234")
+                       kind="company", phone=phone, owner_id=emp, points=0,
+                       id_no="110101199001011234")
         data[key] = {"uid": uid, "name": name, "emp": emp, "cust": cust, "phone": phone}
     return data
 
