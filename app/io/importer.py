@@ -162,6 +162,7 @@ class Importer:
         self._report: Any = None
         self._report_fh: Any = None
         self._owner: tuple[FieldSpec, Any] | None | bool = False
+        self.fields_by_name = {f.name: f for f in self.entity.fields}
 
     # -- the pieces --------------------------------------------------------
 
@@ -291,9 +292,11 @@ class Importer:
     def _chunk(self, rows: list[tuple[int, list[Any]]], mapping: dict[int, FieldSpec],
                key: FieldSpec | None, headers: list[str]) -> None:
         entity, tbl = self.entity, self.table
+        by_name = self.fields_by_name
         parsed: list[tuple[int, list[Any], dict[str, Any], dict[str, str], dict[str, list[str]],
                            list[str]]] = []
         rel_texts: dict[str, set[str]] = {}
+        lang = current_lang()
         for line, cells in rows:
             values: dict[str, Any] = {}
             relations: dict[str, str] = {}
@@ -301,7 +304,7 @@ class Importer:
             reasons: list[str] = []
             for index, f in mapping.items():
                 raw = cells[index] if index < len(cells) else None
-                label = f.label.get(current_lang())
+                label = f.label.get(lang)
                 if f.is_many:
                     many[f.name] = split_many(raw)
                     rel_texts.setdefault(f.name, set()).update(many[f.name])
@@ -317,7 +320,7 @@ class Importer:
                     except CellError as exc:
                         reasons.append(f"{label}: {gettext(exc.message, **exc.params)}")
             parsed.append((line, cells, values, relations, many, reasons))
-        resolved = {name: self._resolve(entity.field(name), texts)
+        resolved = {name: self._resolve(by_name[name], texts)
                     for name, texts in rel_texts.items()}
 
         existing: dict[Any, Any] = {}
@@ -365,12 +368,11 @@ class Importer:
         now = utcnow()
         inserts: list[tuple[dict[str, Any], dict[str, list[int]]]] = []
         updates: list[tuple[int, dict[str, Any], dict[str, list[int]]]] = []
-        lang = current_lang()
         for line, cells, values, relations, many, reasons in parsed:
             self.result.total += 1
             columns: dict[str, Any] = {}
             for name, text in relations.items():
-                f = entity.field(name)
+                f = by_name[name]
                 hit = resolved[name].get(text)
                 if hit is None:
                     reasons.append(f"{f.label.get(lang)}: " + gettext(
@@ -383,14 +385,14 @@ class Importer:
                 else:
                     columns[f.column_name] = hit
             for name, value in values.items():
-                f = entity.field(name)
+                f = by_name[name]
                 columns[f.column_name] = value
                 if value is not None:
                     for reason in validate_value(f, value):
                         reasons.append(f"{f.label.get(lang)}: {reason}")
             links: dict[str, list[int]] = {}
             for name, texts in many.items():
-                f = entity.field(name)
+                f = by_name[name]
                 ids: list[int] = []
                 for text in texts:
                     hit = resolved[name].get(text)

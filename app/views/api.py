@@ -85,6 +85,79 @@ class EntityApi(ModelRestApi):
         for row in data.get("result") or []:
             self._mask(row)
 
+    def _relation_errors(self) -> dict[str, list[str]]:
+        """Check relation values in the JSON body: ids of records the user can see."""
+        from app.security.rows import row_filter
+
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return {}
+        errors: dict[str, list[str]] = {}
+        st = state()
+        for f in self.entity.fields:
+            if not f.is_relation or f.name not in body or body[f.name] is None:
+                continue
+            value = body[f.name]
+            ids = value if f.is_many and isinstance(value, list) else [value]
+            if any(isinstance(v, bool) or not isinstance(v, int) for v in ids) or (
+                not f.is_many and isinstance(value, list)
+            ):
+                errors[f.name] = [gettext(N_("Not a valid record id."))]
+                continue
+            table = st.models.table(f.to)  # type: ignore[arg-type]
+            query = sa.select(sa.func.count()).select_from(table).where(table.c.id.in_(ids))
+            criterion = row_filter(f.to)  # type: ignore[arg-type]
+            if criterion is not None:
+                query = query.where(criterion)
+            if st.db.session.execute(query).scalar() != len(set(ids)):
+                errors[f.name] = [gettext(N_("No such record."))]
+        return errors
+
+    def _unique_errors(self, pk: Any = None) -> dict[str, list[str]]:
+        """Refuse a value another record already has (as the UI does), by field."""
+        from app.i18n import current_lang
+
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return {}
+        errors: dict[str, list[str]] = {}
+        table = state().models.table(self.entity.name)
+        for f in self.entity.fields:
+            if not f.unique or f.encrypted or f.is_relation or f.type == "user":
+                continue
+            value = body.get(f.name)
+            if value in (None, "") or isinstance(value, (dict, list)):
+                continue
+            query = sa.select(table.c.id).where(table.c[f.name] == value)
+            if pk is not None:
+                query = query.where(table.c.id != pk)
+            try:
+                clash = state().db.session.execute(query.limit(1)).first()
+            except sa.exc.StatementError:  # a value of the wrong type: the schema says so
+                state().db.session.rollback()
+                continue
+            if clash is not None:
+                errors[f.name] = [gettext(
+                    N_("Another %(entity)s already has this %(field)s."),
+                    entity=self.entity.label.get(current_lang()),
+                    field=f.label.get(current_lang()),
+                )]
+        return errors
+
+    def post_headless(self) -> Any:
+        errors = self._relation_errors() or self._unique_errors()
+        if errors:
+            return self.response_422(message=errors)
+        return super().post_headless()
+
+    def put_headless(self, pk: Any) -> Any:
+        if self.datamodel.get(pk, self._base_filters) is None:
+            return self.response_404()
+        errors = self._relation_errors() or self._unique_errors(pk)
+        if errors:
+            return self.response_422(message=errors)
+        return super().put_headless(pk)
+
     def pre_update(self, item: Any) -> None:
         """Keep stored values where a masked value came back unchanged."""
         if can_view_sensitive(self.entity.name):
