@@ -37,6 +37,8 @@ class FieldValidator:
 
     def __call__(self, value: Any) -> None:
         f = self.field
+        if value == "" and f.required:
+            raise ValidationError(gettext(N_("This field is required.")))
         if value is None or value == "":
             return
         if f.sensitive and is_masked(f, value) and not can_view_sensitive(self.entity.name):
@@ -144,7 +146,17 @@ class EntityApi(ModelRestApi):
                 )]
         return errors
 
+    def _blank_to_null(self) -> None:
+        """Empty strings in optional fields mean "no value", as in the UI's forms."""
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return
+        for f in self.entity.fields:
+            if not f.required and body.get(f.name) == "":
+                body[f.name] = None
+
     def post_headless(self) -> Any:
+        self._blank_to_null()
         errors = self._relation_errors() or self._unique_errors()
         if errors:
             return self.response_422(message=errors)
@@ -153,6 +165,7 @@ class EntityApi(ModelRestApi):
     def put_headless(self, pk: Any) -> Any:
         if self.datamodel.get(pk, self._base_filters) is None:
             return self.response_404()
+        self._blank_to_null()
         errors = self._relation_errors() or self._unique_errors(pk)
         if errors:
             return self.response_422(message=errors)

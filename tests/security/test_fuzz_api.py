@@ -64,7 +64,7 @@ def test_no_server_errors(case: Any, tokens: dict[str, dict[str, str]]) -> None:
         RUN[f"{role}:{response.status_code // 100}xx"] += 1
         assert response.status_code < 500, (
             f"{role}: {case.method} {case.formatted_path} -> {response.status_code}: "
-            f"{response.text[:500]}"
+            f"{response.text[:500]} body={case.body!r}"
         )
 
 
