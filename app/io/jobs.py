@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import current_app
 
+from app.i18n import N_
 from app.jobs import JobContext, register_kind
 
 
@@ -33,8 +34,10 @@ def estimate_rows(path: str | Path) -> int | None:
 
 def import_job(ctx: JobContext, entity: str, path: str, dry_run: bool = False,
                encoding: str | None = None, sheet: str | None = None, **_: Any) -> dict[str, Any]:
-    """Run an import as a job; progress in rows."""
+    """Run an import as a job; progress in rows (only for users granted `import`)."""
     from app.io.importer import import_file
+
+    require_grant(entity, "import")
 
     total = estimate_rows(path)
     ctx.progress(0, total, force=True)
@@ -42,6 +45,30 @@ def import_job(ctx: JobContext, entity: str, path: str, dry_run: bool = False,
                          progress=lambda n, _t: ctx.progress(n, total))
     ctx.progress(result.total, result.total, force=True)
     return {"counts": result.counts(), "error_file": result.error_file}
+
+
+class NotGranted(PermissionError):
+    """The job's user may not take this action on the entity."""
+
+    def __init__(self, entity: str, action: str):
+        super().__init__(N_("You may not %(action)s %(entity)s records."))
+        self.message = N_("You may not %(action)s %(entity)s records.")
+        self.params = {"action": action, "entity": entity}
+
+
+def require_grant(entity: str, action: str) -> None:
+    """Refuse a job run for a user whose roles lack `action` on `entity` (CLI/system pass)."""
+    from app.security.rows import current_user_record, is_admin
+
+    user = current_user_record()
+    if user is None or is_admin(user):
+        return
+    for role in user.roles or []:
+        for pv in role.permissions:
+            if pv.permission and pv.view_menu and pv.permission.name == f"can_{action}" \
+                    and pv.view_menu.name == entity:
+                return
+    raise NotGranted(entity, action)
 
 
 def export_dir() -> Path:
@@ -55,6 +82,8 @@ def export_job(ctx: JobContext, entity: str, format: str = "csv",
                **_: Any) -> dict[str, Any]:
     """Run an export of the list (its query args) as a job; the file is the result."""
     from app.io.exporter import export_file
+
+    require_grant(entity, "export")
 
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = export_dir() / f"{entity}-{stamp}-{ctx.run_id}.{format}"

@@ -2,11 +2,49 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_appbuilder.security.sqla.manager import SecurityManager
+from flask_appbuilder.security.views import RoleModelView
+
+from app.i18n import N_, gettext
+
+
+class SchemaRoleModelView(RoleModelView):
+    """FAB's role screen, refusing to change or delete the roles the schema manages.
+
+    A YAML role is rewritten from the schema on every start and schema apply,
+    so a change made here would silently vanish; it is refused with a message
+    saying where to make it instead. Roles made here (not in the YAML) work as
+    in plain FAB.
+    """
+
+    def _refuse_if_managed(self, item: Any) -> None:
+        import sqlalchemy as sa
+
+        from app.security.roles import yaml_role_names
+
+        history = sa.inspect(item).attrs.name.history
+        names = {item.name, *(history.deleted or ())}
+        if names & yaml_role_names():
+            self.datamodel.session.rollback()
+            raise ValueError(gettext(
+                N_("Role %(role)s is managed by the schema file: change its grants under "
+                   "roles: in the YAML and run schemadesk schema apply."),
+                role=item.name,
+            ))
+
+    def pre_update(self, item: Any) -> None:
+        self._refuse_if_managed(item)
+
+    def pre_delete(self, item: Any) -> None:
+        self._refuse_if_managed(item)
 
 
 class SchemaDeskSecurityManager(SecurityManager):
     """FAB's SQLAlchemy security manager; roles come from the YAML (app.security.roles)."""
+
+    rolemodelview = SchemaRoleModelView
 
     def _has_view_access(self, user: object, permission_name: str, view_name: str) -> bool:
         """FAB's check, answered from the user's permissions loaded once per request.

@@ -97,7 +97,7 @@ class EntityApi(ModelRestApi):
         errors: dict[str, list[str]] = {}
         st = state()
         for f in self.entity.fields:
-            if not f.is_relation or f.name not in body or body[f.name] is None:
+            if not (f.is_relation or f.type == "user") or body.get(f.name) is None:
                 continue
             value = body[f.name]
             ids = value if f.is_many and isinstance(value, list) else [value]
@@ -106,9 +106,13 @@ class EntityApi(ModelRestApi):
             ):
                 errors[f.name] = [gettext(N_("Not a valid record id."))]
                 continue
-            table = st.models.table(f.to)  # type: ignore[arg-type]
+            if f.type == "user":
+                table = st.models.metadata.tables["ab_user"]
+                criterion = None
+            else:
+                table = st.models.table(f.to)  # type: ignore[arg-type]
+                criterion = row_filter(f.to)  # type: ignore[arg-type]
             query = sa.select(sa.func.count()).select_from(table).where(table.c.id.in_(ids))
-            criterion = row_filter(f.to)  # type: ignore[arg-type]
             if criterion is not None:
                 query = query.where(criterion)
             if st.db.session.execute(query).scalar() != len(set(ids)):

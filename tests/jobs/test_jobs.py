@@ -183,3 +183,22 @@ def test_cancelled_queued_job_is_skipped(inline_app: Flask) -> None:
         assert cancel(run_id)
         assert execute(run_id) is None
         assert get_run(run_id)["status"] == "cancelled"
+
+
+def test_import_job_refuses_a_user_without_the_grant(inline_app: Flask, tmp_path: Path) -> None:
+    from app.context import Actor
+    from tests.conftest import ADMIN_PASSWORD
+
+    phones = [phone() for _ in range(2)]
+    path = customer_file(tmp_path, phones)
+    name = f"agent_{uuid.uuid4().hex[:6]}"
+    with inline_app.app_context():
+        sm = inline_app.appbuilder.sm
+        user = sm.add_user(name, "A", "Gent", f"{name}@example.com",
+                           sm.find_role("service_agent"), password=ADMIN_PASSWORD)
+        actor = Actor(user.id, name, "ui")
+        run = wait(enqueue("import", {"entity": "customer", "path": str(path), "lang": "en"},
+                           actor), timeout=30)
+    assert run["status"] == "failed"
+    assert run["error"] == "You may not import customer records."
+    assert count_customers(inline_app, phones) == 0

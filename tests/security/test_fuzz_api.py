@@ -6,6 +6,7 @@ on SQLite. The number of cases run is printed (`-s`) at the end of the module.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
@@ -46,9 +47,12 @@ def tokens(fuzz_app: Any) -> dict[str, dict[str, str]]:
 def api_schema(fuzz_app: Any, tokens: dict[str, dict[str, str]]) -> Any:
     client = fuzz_app.test_client()
     document = client.get("/api/v1/_openapi", headers=tokens["admin"]).json
+    # Our generated entity APIs only: FAB's own security API is not ours to fuzz.
+    document["paths"] = {p: v for p, v in document["paths"].items()
+                         if re.match(ENTITY_PATHS, p)}
     schema = schemathesis.openapi.from_dict(document)
     schema.app = fuzz_app
-    return schema.include(path_regex=ENTITY_PATHS)
+    return schema
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")

@@ -80,3 +80,35 @@ def test_cli_user_create_with_role_and_password(crm_app: Flask) -> None:
         assert response.status_code == 302
         assert client.get("/customer/list/").status_code == 200
         assert client.get("/customer/add").status_code in (302, 403)
+
+
+def test_role_screen_refuses_to_change_yaml_roles(sqlite_crm_app: Flask, sqlite_admin_client
+                                                   ) -> None:
+    before = pairs_of(sqlite_crm_app, "operator")
+    with sqlite_crm_app.app_context():
+        sm = sqlite_crm_app.appbuilder.sm
+        role_id = sm.find_role("operator").id
+        delete_pv = sm.find_permission_view_menu("can_delete", "customer").id
+    page = sqlite_admin_client.post(f"/roles/edit/{role_id}", data={
+        "name": "operator", "permissions": [str(delete_pv)]}, follow_redirects=True)
+    assert "managed by the schema file" in page.data.decode()
+    assert pairs_of(sqlite_crm_app, "operator") == before
+    sqlite_admin_client.post(f"/roles/delete/{role_id}", follow_redirects=True)
+    assert pairs_of(sqlite_crm_app, "operator") == before
+
+
+def test_matrix_page_for_admin_and_auditor_only(sqlite_crm_app: Flask) -> None:
+    from tests.conftest import login
+    from tests.security.conftest import make_user
+
+    for role, allowed in (("auditor", True), ("operator", False)):
+        _uid, name = make_user(sqlite_crm_app, role)
+        with sqlite_crm_app.test_client() as client:
+            login(client, name, PASSWORD)
+            response = client.get("/security/matrix/")
+            if allowed:
+                assert response.status_code == 200
+                assert "from schema" in response.data.decode()
+                assert client.get("/security/matrix/csv").data.startswith(b"role,entity")
+            else:
+                assert response.status_code in (302, 403)
