@@ -27,3 +27,15 @@ def test_compiled_catalog_matches_po() -> None:
 def test_catalog_lives_in_translations_zh_cn() -> None:
     assert (TRANSLATIONS / "zh_CN" / "LC_MESSAGES" / "messages.po").exists()
     assert len(list(extract())) > 50
+
+
+def test_console_pages_use_our_chinese_catalog(sqlite_admin_client) -> None:  # noqa: ANN001
+    po = load_po()
+    created_at = po.get("Created at").string
+    assert created_at
+    sqlite_admin_client.post("/customer/add", data={"name": "i18n", "kind": "company",
+                                                    "points": "0"})
+    sqlite_admin_client.get("/lang/zh")
+    page = sqlite_admin_client.get("/customer/show/1").data.decode()
+    assert created_at in page
+    sqlite_admin_client.get("/lang/en")
