@@ -81,11 +81,13 @@ def rule_criterion(entity_name: str, field_name: str, user_id: int) -> Any:
     return table.c[f.column_name].in_(owned)
 
 
-def row_filter(entity_name: str) -> Any | None:
+def row_filter(entity_name: str, picker: bool = False) -> Any | None:
     """Return the row-rule clause for `entity_name` and the current user, or None.
 
     None means "every row" (Admin, no rule on any of the user's roles that reach
-    the entity, CLI/system). `sa.false()` means the user reaches no rows at all.
+    the entity, CLI/system). `sa.false()` means the user reaches no rows at all —
+    unless `picker` is set (choosing the target of a relation): a role with no
+    grant on the target then picks from every row, as it has no rule to apply.
     """
     user = current_user_record()
     if user is None:
@@ -103,13 +105,13 @@ def row_filter(entity_name: str) -> Any | None:
             return None
         clauses.append(rule_criterion(entity_name, rule.field, user.id))
     if not clauses:
-        return sa.false()
+        return None if picker else sa.false()
     return clauses[0] if len(clauses) == 1 else sa.or_(*clauses)
 
 
-def apply_row_filter(query: Any, entity_name: str) -> Any:
+def apply_row_filter(query: Any, entity_name: str, picker: bool = False) -> Any:
     """Return `query` (ORM Query or Select) narrowed by the entity's row rule."""
-    criterion = row_filter(entity_name)
+    criterion = row_filter(entity_name, picker=picker)
     return query if criterion is None else query.filter(criterion)
 
 
@@ -122,7 +124,9 @@ class FilterRowRule(BaseFilter):
     def apply(self, query: Any, value: Any) -> Any:
         entity = getattr(self.datamodel, "entity", None)
         name = entity.name if entity is not None else self.datamodel.obj.__entity__.name
-        return apply_row_filter(query, name)
+        # Views only run this for users who may read the entity; pickers (query
+        # rel fields) run it for the target of a relation.
+        return apply_row_filter(query, name, picker=True)
 
 
 def no_value() -> None:

@@ -111,7 +111,7 @@ class EntityApi(ModelRestApi):
                 criterion = None
             else:
                 table = st.models.table(f.to)  # type: ignore[arg-type]
-                criterion = row_filter(f.to)  # type: ignore[arg-type]
+                criterion = row_filter(f.to, picker=True)  # type: ignore[arg-type]
             query = sa.select(sa.func.count()).select_from(table).where(table.c.id.in_(ids))
             if criterion is not None:
                 query = query.where(criterion)

@@ -48,7 +48,8 @@ def test_api_validation_messages_and_auditor_read_only(crm_app: Flask) -> None:
     client = crm_app.test_client()
     admin = token(client, "admin", ADMIN_PASSWORD)
     response = client.post("/api/v1/customer/", json={"name": "V", "phone": "not a phone",
-                                                      "kind": "nope"}, headers=admin)
+                                                      "kind": "nope"},
+                           headers={**admin, "Accept-Language": "en"})
     assert response.status_code == 422
     assert "Not a valid phone number." in str(response.json)
     assert "Not a valid choice." in str(response.json)

@@ -31,7 +31,7 @@ def test_raw_column_holds_no_plaintext_and_rotation(crm_app: Flask) -> None:
     try:
         result = crm_app.test_cli_runner().invoke(keys, ["rotate"])
         assert result.exit_code == 0, result.output
-        assert "customer:" in result.output
+        assert result.output.startswith("customer")
         after = raw_values(crm_app, pk)
         assert SECRET not in after and after != before
         # readable with the new key alone: rotation really re-encrypted
@@ -57,4 +57,4 @@ def test_roles_matrix_cli(crm_app: Flask) -> None:
     text = runner.invoke(roles, ["matrix"]).output
     assert "operator" in text and "customer" in text
     sync = runner.invoke(roles, ["sync"])
-    assert sync.exit_code == 0 and "operator:" in sync.output
+    assert sync.exit_code == 0 and "operator" in sync.output

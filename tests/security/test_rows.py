@@ -149,3 +149,17 @@ def test_manager_sees_clear_phone(crm_app: Flask, client_for) -> None:
 
 
 assert CRM.exists()
+
+
+def test_operator_export_has_own_rows_masked(sqlite_crm_app: Flask, client_for) -> None:
+    d = setup_two_operators(sqlite_crm_app)
+    client = client_for(sqlite_crm_app, d["a"]["name"])
+    response = client.get("/customer/export?format=csv")
+    assert response.status_code == 200
+    body = response.data.decode("utf-8-sig")
+    with sqlite_crm_app.app_context():
+        model = state().models.model("customer")
+        names = {k: state().db.session.get(model, d[k]["cust"]).name for k in "ab"}
+    assert names["a"] in body and names["b"] not in body
+    phone = d["a"]["phone"]
+    assert phone not in body and phone[:3] + "****" + phone[-4:] in body
