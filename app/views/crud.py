@@ -17,7 +17,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from wtforms import SelectField, validators
 
 from app.i18n import N_, current_lang, gettext
-from app.schema.spec import EntitySpec, FieldSpec, Label
+from app.schema.spec import ACTIONS, EntitySpec, FieldSpec, Label
 from app.security.rows import FilterRowRule, no_value
 from app.security.views import KeepMasked, SecuredViewMixin, mask_formatter, picker_filters
 from app.state import state
@@ -326,6 +326,9 @@ def make_view(entity: EntitySpec, model: type, session: Any) -> type[EntityView]
         "datamodel": datamodel,
         "route_base": f"/{entity.name}",
         "class_permission_name": entity.name,
+        # Every action of the schema lives on this view menu; listing them all
+        # keeps FAB's permission sync from deleting import/export/view_sensitive.
+        "base_permissions": [f"can_{action}" for action in ACTIONS],
         "method_permission_name": {
             "list": "read",
             "show": "read",
