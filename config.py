@@ -34,10 +34,12 @@ def _instance_secret(instance: Path, name: str, make: Any) -> str:
     return value
 
 
-def _bool(value: str | None, default: bool = False) -> bool:
+def _bool(value: str | bool | None, default: bool = False) -> bool:
     if value is None:
         return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -163,6 +163,12 @@ def user_create(
     last_name: str,
 ) -> None:
     """Create a login account with a role."""
+    from app.security.headers import password_policy
+
+    try:
+        password_policy(password)
+    except Exception as exc:  # the policy's message says what is wrong
+        raise click.ClickException(str(exc)) from None
     sm = current_app.appbuilder.sm
     role = sm.find_role(role_name)
     if role is None:
