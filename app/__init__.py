@@ -6,9 +6,10 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
-from flask import Flask, Response, render_template, request, session
+from flask import Flask, Response, has_request_context, render_template, request, session
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -117,9 +118,13 @@ def _install_locale_selector(app: Flask) -> None:
     babel_config = app.extensions["babel"]
 
     def select_locale() -> str:
-        chosen = session.get("locale") if request else None
+        if not has_request_context():
+            # CLI, jobs and workers speak the terminal's language (LANG).
+            lang = os.environ.get("SCHEMADESK_LANG") or os.environ.get("LANG") or ""
+            return "zh_CN" if lang.lower().startswith("zh") else "en"
+        chosen = session.get("locale")
         if chosen not in ("zh", "en"):
-            chosen = request.accept_languages.best_match(["zh", "zh_CN", "en"]) if request else None
+            chosen = request.accept_languages.best_match(["zh", "zh_CN", "en"])
             chosen = "zh" if chosen and chosen.startswith("zh") else chosen
         if chosen not in ("zh", "en"):
             chosen = app.config["BABEL_DEFAULT_LOCALE"]
