@@ -545,7 +545,7 @@ def _limit(text: str) -> str:
 def _mask(spec: FieldSpec, value: Any) -> Any:
     if value is None or value == "":
         return value
-    from app.security.masking import mask_value
+    from app.records.masking import mask_value
 
     if isinstance(value, list):
         return [mask_value(spec, v) for v in value]

@@ -3,7 +3,7 @@
 Rows never travel to Python: the database groups and measures, and Python only
 labels the groups (enum choices, Yes/No, relation titles, period names) and, on
 time series, inserts the periods that have no rows. Every query carries the
-user's row rule (`app.security.rows.row_filter`) and, on the chart page, the
+user's reachable rows (`app.records`) and, on the chart page, the
 same filters as the entity's list (`q` and FAB's `_flt_*` arguments).
 """
 
@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
 from app.i18n import N_, current_lang, gettext
+from app.records import Forbidden, records
 from app.schema.spec import DATE_TYPES, ChartSpec, EntitySpec, FieldSpec, Measure
 from app.state import state
 
@@ -75,15 +76,6 @@ class ReminderList:
 # -- the base query: filters and row rule ----------------------------------
 
 
-def row_rule_clause(entity_name: str) -> Any | None:
-    """Return the current user's row-rule clause for the entity, or None."""
-    try:
-        from app.security.rows import row_filter
-    except ImportError:  # the security layer is optional in a bare install
-        return None
-    return row_filter(entity_name)
-
-
 def list_filters(entity_name: str) -> Any | None:
     """Return the list's active filters for this request (`q`, `_flt_*`), or None.
 
@@ -98,6 +90,12 @@ def list_filters(entity_name: str) -> Any | None:
         return None
     filters = view.datamodel.get_filters(view.search_columns)
     get_filter_args(filters)
+    service = records(entity_name)
+    allowed = view.datamodel.get_filters(view.search_columns)
+    for flt, value in zip(filters.filters, filters.values, strict=True):
+        if service.may_filter(flt.column_name):  # no oracle on a field the user can't see
+            allowed._add_filter(flt, value)
+    filters = allowed
     base = view.datamodel.get_filters()
     for flt, value in zip(view._base_filters.filters, view._base_filters.values, strict=True):
         if type(flt).__name__ == "FilterRowRule":  # applied once, by apply_scope
@@ -107,16 +105,32 @@ def list_filters(entity_name: str) -> Any | None:
 
 
 def apply_scope(stmt: Any, entity_name: str, filters: Any | None) -> Any:
-    """Return `stmt` narrowed by the list filters and the user's row rule."""
+    """Return `stmt` narrowed by the list filters and the user's reachable rows."""
     if filters is not None:
         stmt = filters.apply_all(stmt)
-    clause = row_rule_clause(entity_name)
-    if clause is not None:
-        stmt = stmt.where(clause)
-    return stmt
+    service = records(entity_name)
+    service.require("read")
+    return service.scoped(stmt)
 
 
 # -- measures and groups ---------------------------------------------------
+
+
+def chart_allowed(entity_name: str, chart: ChartSpec) -> bool:
+    """Whether the user may see `chart` (it groups and measures only fields they see)."""
+    try:
+        refuse_hidden(entity_name, chart.group_by, chart.measure)
+    except Forbidden:
+        return False
+    return True
+
+
+def refuse_hidden(entity_name: str, group_by: str | None, measure: Measure) -> None:
+    """Refuse to group or measure by a field the record service hides from this user."""
+    service = records(entity_name)
+    for name in (group_by, measure.field):
+        if name and not service.may_group(name):
+            raise Forbidden(gettext(N_("This chart uses a field you may not see.")))
 
 
 def measure_expression(model: type, measure: Measure) -> Any:
@@ -301,6 +315,7 @@ def aggregate(entity_name: str, chart: ChartSpec, filters: Any | None = None) ->
         title=chart.label.get(lang),
         measure_label=measure_label(entity, chart.measure, lang),
     )
+    refuse_hidden(entity_name, chart.group_by, chart.measure)
     measure = measure_expression(model, chart.measure).label("value")
     if chart.type == "kpi" or chart.group_by is None:
         stmt = apply_scope(sa.select(measure).select_from(model), entity_name, filters)
@@ -409,6 +424,7 @@ def kpi_value(entity_name: str, measure: Measure, filters: Any | None = None) ->
     """Return a KPI (count, or sum/avg/min/max of a field) over the rows the user sees."""
     st = state()
     model = st.models.model(entity_name)
+    refuse_hidden(entity_name, None, measure)
     stmt = sa.select(measure_expression(model, measure)).select_from(model)
     value = st.db.session.execute(apply_scope(stmt, entity_name, filters)).scalar()
     return to_number(value if value is not None else empty_value(measure))
@@ -464,11 +480,11 @@ def reminders(entity_name: str, f: FieldSpec, today: dt.date | None = None) -> R
         )
     stmt = sa.select(*columns).select_from(source).where(is_due)
     stmt = apply_scope(stmt, entity_name, None).order_by(column, model.id).limit(MAX_REMINDERS)
-    records = []
+    found = []
     for row in st.db.session.execute(stmt):
         due = row.due.date() if isinstance(row.due, dt.datetime) else row.due
         text = "" if row.title is None else str(row.title)
-        records.append(
+        found.append(
             {
                 "id": row.id,
                 "title": text if len(text) <= 80 else text[:79] + "…",
@@ -485,5 +501,5 @@ def reminders(entity_name: str, f: FieldSpec, today: dt.date | None = None) -> R
         field_label=f.label.get(lang),
         overdue_count=int(overdue_count or 0),
         today_count=int(today_count or 0),
-        records=records,
+        records=found,
     )

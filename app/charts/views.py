@@ -87,6 +87,8 @@ class EntityChartsView(BaseView):
         filters = aggregate.list_filters(self.entity.name)
         tiles = []
         for chart in self.entity.charts:
+            if not aggregate.chart_allowed(self.entity.name, chart):
+                continue
             value = None
             if chart.type == "kpi":
                 value = format_number(
@@ -110,6 +112,8 @@ class EntityChartsView(BaseView):
             chart = self.entity.chart(name)
         except KeyError:
             abort(404)
+        if not aggregate.chart_allowed(self.entity.name, chart):
+            abort(403)
         filters = aggregate.list_filters(self.entity.name)
         return jsonify(aggregate.aggregate(self.entity.name, chart, filters).as_json())
 
@@ -135,6 +139,8 @@ class DashboardView(BaseView):
             entity = spec.entity(item.entity)
             if item.chart is not None:
                 chart = entity.chart(item.chart)
+                if not aggregate.chart_allowed(entity.name, chart):
+                    continue
                 if chart.type == "kpi":
                     value = aggregate.aggregate(entity.name, chart).values[0]
                     kpis.append(kpi_tile(entity, item, format_number(value), chart))

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app, has_request_context
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session
 
 from app.i18n import N_, current_lang, gettext
 from app.io.importer import neutralise
+from app.records import records
 from app.schema.spec import EntitySpec, FieldSpec
 from app.state import state
 
@@ -81,23 +82,17 @@ def build_query(session: Session, entity_name: str, use_list_args: bool = True) 
         if not order_column and view.base_order:
             order_column, order_direction = view.base_order
         query = view.datamodel.apply_all(query, joined, order_column, order_direction)
-    from app.security.rows import row_filter
-
-    clause = row_filter(entity_name)
-    if clause is not None:
-        query = query.filter(clause)
-    options = []
-    for f in entity.fields:
-        attr = getattr(model, f.name)
-        if f.is_many:
-            options.append(selectinload(attr))
-        elif f.is_foreign_key:
-            options.append(joinedload(attr))
-    return query.options(*options)
+    service = records(entity_name)
+    service.require("export")
+    return service.scoped(query).options(*service.eager_options())
 
 
-def cell_value(f: FieldSpec, obj: Any, lang: str, masked: bool, for_csv: bool) -> Any:
-    """Return what a reader sees for field `f` of `obj` (label, title, masked text)."""
+def cell_value(f: FieldSpec, obj: Any, lang: str, masked: Any, for_csv: bool) -> Any:
+    """Return what a reader sees for field `f` of `obj` (label, title, masked text).
+
+    `masked` is the record service of a reader who may not see sensitive values
+    in clear (it masks them), or None.
+    """
     value = getattr(obj, f.name)
     if f.is_many:
         value = ", ".join(str(x) for x in value)
@@ -109,10 +104,8 @@ def cell_value(f: FieldSpec, obj: Any, lang: str, masked: bool, for_csv: bool) -
         value = f.choice_label(value, lang) if value is not None else None
     elif f.type == "boolean":
         value = None if value is None else gettext(N_("Yes")) if value else gettext(N_("No"))
-    if masked and f.sensitive and value not in (None, ""):
-        from app.security.masking import mask_value
-
-        value = mask_value(f, value)
+    if masked is not None and f.sensitive and value not in (None, ""):
+        value = masked.show(f, value)
     if value is None:
         return ""
     if for_csv:
@@ -131,8 +124,6 @@ def iter_rows(entity_name: str, args: dict[str, Any] | None = None, lang: str | 
     request); the rows are then fetched batch by batch as the iterator is read,
     which may be after the view has returned (a streamed response).
     """
-    from app.security.masking import can_view_sensitive
-
     st = state()
     entity = st.spec.entity(entity_name)
     lang = lang or current_lang()
@@ -140,7 +131,8 @@ def iter_rows(entity_name: str, args: dict[str, Any] | None = None, lang: str | 
     session = Session(bind=st.db.engine)
     try:
         with _list_request(args):
-            masked = not can_view_sensitive(entity_name)
+            service = records(entity_name)
+            masked = None if service.sees_sensitive else service
             query = build_query(session, entity_name, use_list_args=True).yield_per(BATCH)
     except Exception:
         session.close()

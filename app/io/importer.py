@@ -25,9 +25,11 @@ from flask import current_app
 
 from app.context import current_actor
 from app.i18n import N_, current_lang, gettext
-from app.io.parsers import CellError, cell_text, is_blank, parse_cell, split_many
 from app.io.reader import FileError, open_table
 from app.models import column_default, utcnow
+from app.records import records
+from app.records.validation import check_value
+from app.records.values import CellError, cell_text, is_blank, parse_cell, split_many
 from app.schema.spec import EntitySpec, FieldSpec
 from app.state import state
 
@@ -71,21 +73,6 @@ class ImportResult:
                 "unchanged": self.unchanged, "rejected": self.rejected}
 
 
-class _Cell:
-    """The little of a WTForms field that the form validators read."""
-
-    def __init__(self, data: Any):
-        self.data = data
-        self.raw_data = [data]
-        self.errors: list[str] = []
-
-    def gettext(self, text: str) -> str:
-        return text
-
-    def ngettext(self, singular: str, plural: str, n: int) -> str:
-        return singular if n == 1 else plural
-
-
 def map_headers(entity: EntitySpec, headers: list[str]) -> tuple[dict[int, FieldSpec], list[str]]:
     """Return {column index: field} and the headers that match no field."""
     names: dict[str, FieldSpec] = {}
@@ -111,38 +98,6 @@ def _message(message: str, **params: Any) -> str:
     return gettext(message, **params)
 
 
-_VALIDATORS: dict[FieldSpec, list[Any]] = {}
-
-
-def form_validators(f: FieldSpec) -> list[Any]:
-    """Return the form's validators of a field (built once per field spec)."""
-    validators = _VALIDATORS.get(f)
-    if validators is None:
-        from wtforms.validators import Optional
-
-        from app.views.crud import field_validators
-
-        validators = [v for v in field_validators(f) if not isinstance(v, Optional)]
-        _VALIDATORS[f] = validators
-    return validators
-
-
-def validate_value(f: FieldSpec, value: Any) -> list[str]:
-    """Return the reasons (translated) why `value` fails the field's form validators."""
-    from wtforms.validators import StopValidation, ValidationError
-
-    reasons: list[str] = []
-    length = f.length
-    if isinstance(value, str) and length and len(value) > length and not f.max_length:
-        reasons.append(_message(N_("At most %(max)s characters."), max=length))
-    for validator in form_validators(f):
-        try:
-            validator(None, _Cell(value))
-        except (ValidationError, StopValidation) as exc:
-            reasons.append(str(exc.args[0]) if exc.args else str(exc))
-    return reasons
-
-
 class Importer:
     """One import run over one file into one entity."""
 
@@ -161,7 +116,7 @@ class Importer:
         self.seen: dict[str, dict[Any, int]] = {}
         self._report: Any = None
         self._report_fh: Any = None
-        self._owner: tuple[FieldSpec, Any] | None | bool = False
+        self.service = records(entity_name)
         self.fields_by_name = {f.name: f for f in self.entity.fields}
 
     # -- the pieces --------------------------------------------------------
@@ -173,41 +128,6 @@ class Importer:
         for f in mapped:
             if f.unique and not f.encrypted and not f.is_relation:
                 return f
-        return None
-
-    def _owner_rule(self) -> tuple[FieldSpec, Any] | None:
-        """Return (rule field, value) that makes the importing user own new records."""
-        if self._owner is not False:
-            return self._owner  # type: ignore[return-value]
-        self._owner = None
-        try:
-            from app.security.rows import current_user_record, row_filter
-        except ImportError:  # pragma: no cover - security package always ships rows
-            return None
-        if row_filter(self.entity.name) is None:
-            return None
-        user = current_user_record()
-        for role in user.roles or []:
-            role_spec = next((r for r in self.st.spec.roles if r.name == role.name), None)
-            rule = role_spec.row_rule(self.entity.name) if role_spec else None
-            if rule is None:
-                continue
-            f = self.entity.field(rule.field)
-            if f.type == "user":
-                self._owner = (f, user.id)
-                return self._owner
-            if f.is_foreign_key:
-                target = self.st.spec.entity(f.to)  # type: ignore[arg-type]
-                user_field = next(x for x in target.fields if x.type == "user")
-                target_table = self.st.models.table(target.name)
-                own = self.session.execute(
-                    sa.select(target_table.c.id)
-                    .where(target_table.c[user_field.column_name] == user.id)
-                    .order_by(target_table.c.id)
-                ).scalar()
-                if own is not None:
-                    self._owner = (f, own)
-                    return self._owner
         return None
 
     def _resolve(self, f: FieldSpec, texts: set[str]) -> dict[str, Any]:
@@ -243,7 +163,19 @@ class Importer:
         if numbers:
             for row in self.session.execute(sa.select(target.c.id).where(target.c.id.in_(numbers))):
                 found[str(row.id)] = row.id
-        return found
+        if f.type == "user" or not found:
+            return found
+        # Only records the importer could pick in the form: the record service decides.
+        ids = sorted({i for hit in found.values() for i in _as_list(hit)})
+        picker = records(f.to)  # type: ignore[arg-type]
+        reachable = set().union(*(picker.reachable_ids(part, picker=True)
+                                  for part in _chunks(ids, 500)))
+        scoped: dict[str, Any] = {}
+        for text, hit in found.items():
+            kept = [i for i in _as_list(hit) if i in reachable]
+            if kept:
+                scoped[text] = kept[0] if len(kept) == 1 else kept
+        return scoped
 
     def _report_row(self, line: int, cells: list[Any], reasons: list[str], headers: list[str]):
         self.result.rejected += 1
@@ -330,16 +262,8 @@ class Importer:
                 for row in self.session.execute(sa.select(tbl).where(tbl.c[key.name].in_(part))):
                     existing[row._mapping[key.name]] = row
         visible: set[int] | None = None
-        try:
-            from app.security.rows import row_filter
-
-            clause = row_filter(entity.name)
-        except ImportError:  # pragma: no cover
-            clause = None
-        if clause is not None and existing:
-            ids = [r.id for r in existing.values()]
-            visible = set(self.session.execute(
-                sa.select(tbl.c.id).where(tbl.c.id.in_(ids)).where(clause)).scalars())
+        if existing and self.service.row_clause() is not None:
+            visible = self.service.reachable_ids([r.id for r in existing.values()])
         unique_fields = [f for f in mapping.values()
                          if f.unique and not f.encrypted and not f.is_relation]
         taken: dict[str, dict[Any, int]] = {}
@@ -363,10 +287,12 @@ class Importer:
                 for row in self.session.execute(sa.select(left, right).where(left.in_(ids))):
                     m2m_existing.setdefault((f.name, row[0]), set()).add(row[1])
 
-        owner = self._owner_rule()
+        defaults = self.service.new_record_defaults()
         actor_id = current_actor().user_id
         now = utcnow()
         inserts: list[tuple[dict[str, Any], dict[str, list[int]]]] = []
+        pending: list[tuple[int, list[Any], str]] = []
+        pending_updates: list[tuple[int, list[Any], str]] = []
         updates: list[tuple[int, dict[str, Any], dict[str, list[int]]]] = []
         for line, cells, values, relations, many, reasons in parsed:
             self.result.total += 1
@@ -388,7 +314,7 @@ class Importer:
                 f = by_name[name]
                 columns[f.column_name] = value
                 if value is not None:
-                    for reason in validate_value(f, value):
+                    for reason in check_value(f, value):
                         reasons.append(f"{f.label.get(lang)}: {reason}")
             links: dict[str, list[int]] = {}
             for name, texts in many.items():
@@ -432,19 +358,20 @@ class Importer:
                 for f in entity.fields:
                     if f.is_many or f.readonly:
                         continue
-                    if columns.get(f.column_name) is None and f.default is not None:
+                    if columns.get(f.column_name) is None and column_default(f) is not None:
                         default = column_default(f)
                         columns[f.column_name] = default() if callable(default) else default
                     if f.required and columns.get(f.column_name) is None \
                             and f.name not in relations:
                         reasons.append(f"{f.label.get(lang)}: " + gettext(
                             N_("This field is required.")))
-                if owner is not None:
-                    columns[owner[0].column_name] = owner[1]
+                for column, value in defaults.items():
+                    if columns.get(column) is None:
+                        columns[column] = value
             else:
                 for f in mapping.values():
                     # a blank cell means what it means on a new record: the default
-                    if not f.is_many and f.name not in relations and f.default is not None \
+                    if not f.is_many and f.name not in relations and column_default(f) is not None \
                             and columns.get(f.column_name) is None:
                         default = column_default(f)
                         columns[f.column_name] = default() if callable(default) else default
@@ -467,6 +394,7 @@ class Importer:
                 row.update(created_at=now, updated_at=now, created_by_id=actor_id,
                            updated_by_id=actor_id)
                 inserts.append((row, links))
+                pending.append((line, cells, "create"))
                 self.result.created += 1
                 self._preview(line, "create", columns, [])
                 continue
@@ -479,10 +407,11 @@ class Importer:
                 self._preview(line, "unchanged", columns, [])
                 continue
             updates.append((current.id, changed, changed_links))
+            pending_updates.append((line, cells, "update"))
             self.result.updated += 1
             self._preview(line, "update", columns, [])
         if not self.dry_run:
-            self._write(inserts, updates)
+            self._write_in_scope(inserts, updates, pending + pending_updates, headers)
         if self.progress is not None:
             self.progress(self.result.total, None)
 
@@ -496,17 +425,49 @@ class Importer:
             self.result.preview.append({"line": line, "action": action, "values": columns,
                                         "reasons": reasons})
 
+    def _write_in_scope(self, inserts: list[Any], updates: list[Any],
+                        lines: list[tuple[int, list[Any], str]], headers: list[str]) -> None:
+        """Write the chunk; rows the importer could not see afterwards are rejected.
+
+        The record service decides what the user reaches; a row that would land
+        outside it (a contact of someone else's customer) is refused with its
+        line and reason, and the chunk is written again without it.
+        """
+        while True:
+            outside = self._write(inserts, updates)
+            if not outside:
+                return
+            reason = gettext(N_("You would not be able to see this record after importing "
+                                "it: it is outside the records your role reaches."))
+            keep_i, keep_u, keep_lines = [], [], []
+            for index, item in enumerate([*inserts, *updates]):
+                line, cells, action = lines[index]
+                if index in outside:
+                    self.result.created -= action == "create"
+                    self.result.updated -= action == "update"
+                    self._report_row(line, cells, [reason], headers)
+                    continue
+                (keep_i if index < len(inserts) else keep_u).append(item)
+                keep_lines.append(lines[index])
+            inserts, updates, lines = keep_i, keep_u, keep_lines
+
     def _write(self, inserts: list[tuple[dict[str, Any], dict[str, list[int]]]],
-               updates: list[tuple[int, dict[str, Any], dict[str, list[int]]]]) -> None:
-        """Write one chunk in one transaction: all of it, or (on any error) none of it."""
+               updates: list[tuple[int, dict[str, Any], dict[str, list[int]]]]) -> set[int]:
+        """Write one chunk in one transaction: all of it, or (on any error) none of it.
+
+        Returns the positions (inserts first, then updates) of rows the user would
+        not reach after the write; then nothing is written.
+        """
         if not inserts and not updates:
-            return
+            return set()
         tbl, session, entity = self.table, self.session, self.entity
+        scoped = self.service.row_clause() is not None
         try:
             links_by_id: list[tuple[int, dict[str, list[int]]]] = []
+            new_ids: list[int] = []
             if inserts:
                 rows = [r for r, _ in inserts]
-                need_ids = any(links for _, links in inserts)
+                need_ids = scoped or any(links for _, links in inserts)
                 dialect = session.get_bind().dialect
                 if not need_ids:
                     session.execute(sa.insert(tbl), rows)
@@ -517,11 +478,13 @@ class Importer:
                     ).scalars().all()
                     links_by_id += [(i, links) for i, (_, links) in zip(ids, inserts,
                                                                        strict=True)]
+                    new_ids = list(ids)
                 else:
                     for row, links in inserts:
                         result = session.execute(sa.insert(tbl).values(**row))
                         new_id = result.inserted_primary_key[0]
                         links_by_id.append((new_id, links))
+                        new_ids.append(new_id)
             now, actor_id = utcnow(), current_actor().user_id
             groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             for record_id, changed, links in updates:
@@ -534,7 +497,8 @@ class Importer:
             for cols, params in groups.items():
                 stmt = (sa.update(tbl).where(tbl.c.id == sa.bindparam("_id"))
                         .values({c: sa.bindparam(f"v_{c}") for c in cols})
-                        .values(updated_at=now, updated_by_id=actor_id))
+                        .values(updated_at=now, updated_by_id=actor_id,
+                                version=tbl.c.version + 1))
                 session.execute(stmt, params)
             for record_id, links in links_by_id:
                 for name, ids in links.items():
@@ -544,10 +508,18 @@ class Importer:
                     if ids:
                         session.execute(sa.insert(assoc),
                                         [{left.name: record_id, right.name: i} for i in ids])
+            if scoped:
+                written = [*new_ids, *(record_id for record_id, _, _ in updates)]
+                reached = self.service.reachable_ids(written)
+                outside = {i for i, record_id in enumerate(written) if record_id not in reached}
+                if outside:
+                    session.rollback()
+                    return outside
             session.commit()
         except Exception:
             session.rollback()
             raise
+        return set()
 
 
 def _same(old: Any, new: Any) -> bool:

@@ -58,7 +58,7 @@ class NotGranted(PermissionError):
 
 def require_grant(entity: str, action: str) -> None:
     """Refuse a job run for a user whose roles lack `action` on `entity` (CLI/system pass)."""
-    from app.security.rows import current_user_record, is_admin
+    from app.records.scope import current_user_record, is_admin
 
     user = current_user_record()
     if user is None or is_admin(user):

@@ -108,7 +108,8 @@ def column_type(f: FieldSpec) -> Any:
 
 
 def column_default(f: FieldSpec) -> Any:
-    if f.default is None:
+    """The column default of a field; `$me`/`$user` are the record service's, not SQL's."""
+    if f.default is None or f.default in ("$me", "$user"):
         return None
     if f.type == "date" and f.default == "today":
         return lambda: utcnow().date()
@@ -157,6 +158,8 @@ def build_models(spec: AppSpec) -> ModelSet:
                 )
             )
         columns += [
+            # Optimistic locking: every write checks and bumps it (ETag / If-Match).
+            Column("version", Integer, nullable=False, default=1, server_default="1"),
             Column("created_at", DateTime, nullable=False, default=utcnow, index=True),
             Column("updated_at", DateTime, nullable=False, default=utcnow, onupdate=utcnow),
             Column("created_by_id", Integer, ForeignKey("ab_user.id", ondelete="SET NULL")),
@@ -228,7 +231,9 @@ def build_models(spec: AppSpec) -> ModelSet:
             properties[system_col] = relationship(
                 User, primaryjoin=col == User.id, foreign_keys=[col], viewonly=True
             )
-        reg.map_imperatively(cls, table, properties=properties)
+        reg.map_imperatively(
+            cls, table, properties=properties, version_id_col=table.c.version
+        )
         models.classes[entity.name] = cls
 
     reg.configure(cascade=True)

@@ -1,9 +1,9 @@
 """Sensitive fields: masked for roles without `view_sensitive` on the entity.
 
 `mask_value(field, value)` gives the masked text (`138****5678`,
-`z***@example.com`, `1101**********1234`); `can_view_sensitive(entity)` says
-whether the current user (session, JWT or a job's actor) sees clear values.
-Lists, detail pages, exports and API responses all call these two.
+`z***@example.com`, `1101**********1234`); `sees_sensitive(user, entity)` says
+whether a user sees clear values. Only the record service calls these: every
+page, API response, export and chart gets its values from the service.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 from flask import g, has_request_context
 
+from app.records.scope import is_admin
 from app.schema.spec import FieldSpec
-from app.security.rows import current_user_record, is_admin
 
 MASK = "*"
 
@@ -65,44 +65,26 @@ def is_masked(field: FieldSpec, submitted: Any) -> bool:
     return isinstance(submitted, str) and MASK * 2 in submitted or submitted == MASK
 
 
-def can_view_sensitive(entity_name: str) -> bool:
-    """True when the current user may see `entity_name`'s sensitive fields in clear."""
-    user = current_user_record()
+def sees_sensitive(user: Any, entity_name: str) -> bool:
+    """True when `user` may see `entity_name`'s sensitive fields in clear.
+
+    No signed-in account: the CLI and system jobs see clear values; an anonymous
+    web request never does.
+    """
     if user is None:
-        # No signed-in account: the CLI/system sees clear values; an anonymous
-        # web request never does.
         return not has_request_context()
-    cache = None
-    if has_request_context():
-        cache = g.setdefault("_schemadesk_sensitive", {})
-        key = (user.id, entity_name)
-        if key in cache:
-            return cache[key]
-    allowed = is_admin(user) or any(
-        pv.permission
-        and pv.view_menu
-        and pv.permission.name == "can_view_sensitive"
-        and pv.view_menu.name == entity_name
-        for role in (user.roles or [])
-        for pv in role.permissions
-    )
-    if cache is not None:
-        cache[key] = allowed
-    return allowed
+    cache = g.setdefault("_schemadesk_sensitive", {}) if has_request_context() else {}
+    key = (user.id, entity_name)
+    if key not in cache:
+        cache[key] = is_admin(user) or any(
+            pv.permission
+            and pv.view_menu
+            and pv.permission.name == "can_view_sensitive"
+            and pv.view_menu.name == entity_name
+            for role in (user.roles or [])
+            for pv in role.permissions
+        )
+    return cache[key]
 
 
-def masked_row(entity_name: str, values: dict[str, Any]) -> dict[str, Any]:
-    """Return `values` (field -> value) with sensitive fields masked if needed."""
-    from app.state import state
-
-    if can_view_sensitive(entity_name):
-        return values
-    entity = state().spec.entity(entity_name)
-    out = dict(values)
-    for f in entity.sensitive_fields:
-        if f.name in out:
-            out[f.name] = mask_value(f, out[f.name])
-    return out
-
-
-__all__ = ["can_view_sensitive", "is_masked", "mask_value", "masked_row"]
+__all__ = ["is_masked", "mask_value", "sees_sensitive"]

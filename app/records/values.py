@@ -1,4 +1,4 @@
-"""Cell parsers: turn what a person typed into a spreadsheet into field values.
+"""Value parsers: turn what a person typed (form, API string, spreadsheet cell) into field values.
 
 Each parser takes the raw cell (a string from CSV, or the typed value openpyxl
 gives for XLSX) and returns the Python value, or raises `CellError` with a
@@ -202,3 +202,43 @@ def parse_cell(raw: Any, f: FieldSpec) -> Any:
     if is_blank(raw):
         return None
     return PARSERS[f.type](raw, f)
+
+
+TEXT_INPUT_TYPES = ("string", "text", "email", "phone", "url")
+
+
+def parse_input(raw: Any, f: FieldSpec) -> Any:
+    """Return the value of a JSON or form input for field `f` (None when empty).
+
+    Strings go through the same parsers as spreadsheet cells, so `2026-11-23
+    10:30`, `2026/11/23`, `1,234.50` and `是` mean what they mean in an import;
+    JSON numbers and booleans are taken as they are. Raises `CellError`.
+    """
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if f.type in TEXT_INPUT_TYPES:
+        if not isinstance(raw, str):
+            raise CellError(N_("Not a valid text."))
+        return raw.strip() if f.type != "text" else raw
+    if isinstance(raw, dict | list):
+        raise CellError(N_("Not a valid value."))
+    if f.type == "datetime" and isinstance(raw, str):
+        return _iso_datetime(raw.strip(), f)
+    if isinstance(raw, float) and f.type == "integer":
+        raise CellError(N_("Not a whole number."))
+    return PARSERS[f.type](raw, f)
+
+
+def _iso_datetime(text: str, f: FieldSpec) -> dt.datetime:
+    """A typed date-time, or an ISO 8601 one with an offset (stored as UTC)."""
+    try:
+        return parse_datetime(text, f)
+    except CellError:
+        try:
+            value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise CellError(N_("Not a date and time (use 2024-03-05 14:30 or "
+                               "2024/3/5 14:30:00).")) from None
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value

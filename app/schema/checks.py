@@ -16,6 +16,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from app.i18n import N_
+from app.schema.conditions import ConditionChecker
 from app.schema.problems import Problem
 from app.schema.spec import (
     ACTIONS,
@@ -77,9 +78,12 @@ CODES: dict[str, str] = {
     "SD-E150": "role grants on an unknown entity",
     "SD-E151": "unknown action",
     "SD-E152": "row rule names an unknown entity or field",
-    "SD-E153": "row rule field does not lead to a user",
-    "SD-E154": "row rule value other than $user",
+    "SD-E153": "row rule field does not lead to a user ($user) or to the $me entity ($me)",
+    "SD-E154": "unknown $-value in a condition, or $me without an entity with a user field",
     "SD-E155": "role name is reserved",
+    "SD-E156": "unknown condition operator",
+    "SD-E157": "'under' on a relation to an entity that is not a tree",
+    "SD-E158": "condition path goes on past a field that is not a relation",
     "SD-E160": "unknown chart type",
     "SD-E161": "chart group_by names a missing or ungroupable field",
     "SD-E162": "period on a chart not grouped by a date",
@@ -180,6 +184,11 @@ def suggest(word: str, options: Any) -> str | None:
     """Return the closest of `options` to `word`, or None."""
     found = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
     return found[0] if found else None
+
+
+def me_entity(by_name: dict[str, EntitySpec]) -> str | None:
+    """Return the entity whose records are "$me": the first with a `user` field."""
+    return next((e.name for e in by_name.values() if e.user_field is not None), None)
 
 
 class Checker:
@@ -413,6 +422,7 @@ class Checker:
             roles=tuple(roles),
             dashboards=dashboards,
             source=self.file,
+            me_entity=me_entity(by_name),
         )
 
     # -- entities ----------------------------------------------------------
@@ -602,7 +612,19 @@ class Checker:
         )
 
     def entity_links(self, entity: EntitySpec, node: dict, by_name: dict[str, EntitySpec]) -> None:
-        """Check what names other entities: children."""
+        """Check what names other entities: children, `default: $me`."""
+        me = me_entity(by_name)
+        for f in entity.fields:
+            if f.default == "$me" and f.to != me:
+                fnode = node.get("fields", {}).get(f.name)
+                self.report(
+                    "SD-E121",
+                    f"entities.{entity.name}.fields.{f.name}.default",
+                    N_("default $me needs a relation to %(entity)s, the entity with a user field"),
+                    fnode,
+                    "default",
+                    entity=me or "?",
+                )
         path = f"entities.{entity.name}.children"
         for i, child in enumerate(entity.children):
             target = by_name.get(child)
@@ -904,8 +926,11 @@ class Checker:
                 valid = not isinstance(node.get("default"), bool)
             except InvalidOperation:
                 valid = False
-        elif ftype in ("relation", "user"):
-            valid = False
+        elif ftype == "relation":
+            # `$me`: the signed-in user's own record (checked in `entity_links`).
+            valid = default == "$me"
+        elif ftype == "user":
+            valid = default == "$user"
         elif ftype in DATE_TYPES:
             valid = str(default) in ("now", "today") or hasattr(default, "year")
         else:
@@ -1145,6 +1170,7 @@ class Checker:
                         valid.append(str(action))
                     grants[str(entity)] = frozenset(valid)
             rows: list[RowRule] = []
+            conditions = ConditionChecker(self, by_name, me_entity(by_name))
             rows_node = rnode.get("rows")
             if rows_node is not None and self.expect_map(rows_node, f"{path}.rows", rnode, "rows"):
                 for entity, rule in rows_node.items():
@@ -1161,52 +1187,9 @@ class Checker:
                             **self.did_you_mean(entity, by_name),
                         )
                         continue
-                    if not self.expect_map(rule, rpath, rows_node, entity):
-                        continue
-                    for fname, value in rule.items():
-                        fpath = f"{rpath}.{fname}"
-                        if not target.has_field(fname):
-                            self.report(
-                                "SD-E152",
-                                fpath,
-                                N_("'%(name)s' is not a field of %(entity)s"),
-                                rule,
-                                fname,
-                                name=fname,
-                                entity=entity,
-                                **self.did_you_mean(fname, [f.name for f in target.fields]),
-                            )
-                            continue
-                        if value != "$user":
-                            self.report(
-                                "SD-E154",
-                                fpath,
-                                N_("row rules compare with $user only, not '%(value)s'"),
-                                rule,
-                                fname,
-                                value=value,
-                            )
-                            continue
-                        f = target.field(fname)
-                        leads_to_user = f.type == "user" or (
-                            f.is_foreign_key
-                            and f.to in by_name
-                            and any(g.type == "user" for g in by_name[f.to].fields)
-                        )
-                        if not leads_to_user:
-                            self.report(
-                                "SD-E153",
-                                fpath,
-                                N_(
-                                    "'%(name)s' must be a user field, or a relation to an "
-                                    "entity with a user field"
-                                ),
-                                rule,
-                                fname,
-                                name=fname,
-                            )
-                            continue
-                        rows.append(RowRule(str(entity), str(fname)))
+                    condition = conditions.parse(rule, target, rpath, rows_node, entity)
+                    if condition is not None:
+                        rows.append(RowRule(str(entity), condition))
             roles.append(RoleSpec(name=name, label=label, grants=grants, rows=tuple(rows)))
         return roles
 

@@ -33,7 +33,7 @@ ON_DELETE = ("cascade", "set_null", "restrict")
 CHART_TYPES = ("pie", "bar", "line", "kpi")
 PERIODS = ("day", "week", "month", "quarter", "year")
 MEASURES = ("count", "sum", "avg", "min", "max")
-SYSTEM_COLUMNS = ("id", "created_at", "updated_at", "created_by", "updated_by")
+SYSTEM_COLUMNS = ("id", "version", "created_at", "updated_at", "created_by", "updated_by")
 # Entities the console itself provides; a schema may grant on them but not define them.
 SYSTEM_ENTITIES = ("audit_log", "job_run", "backup")
 
@@ -156,6 +156,19 @@ class EntitySpec:
     def has_field(self, name: str) -> bool:
         return any(f.name == name for f in self.fields)
 
+    @property
+    def tree_field(self) -> FieldSpec | None:
+        """The `parent` relation to itself that makes this entity a tree, if any."""
+        for f in self.fields:
+            if f.name == "parent" and f.is_foreign_key and f.to == self.name:
+                return f
+        return None
+
+    @property
+    def user_field(self) -> FieldSpec | None:
+        """The first `user` field (links a record to a login account), if any."""
+        return next((f for f in self.fields if f.type == "user"), None)
+
     def chart(self, name: str) -> ChartSpec:
         for c in self.charts:
             if c.name == name:
@@ -171,13 +184,49 @@ class EntitySpec:
         return "".join(part.capitalize() for part in self.name.split("_"))
 
 
+CONDITION_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "under")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One node of the condition syntax shared by row rules, `when` and `classify`.
+
+    `kind` is "cmp" (the field at `path` compared by `op` with `value`), "and" or
+    "or" (over `items`). `value` is a literal, `$user` (the signed-in account),
+    `$me` (the record whose `user` field is that account) or `$me.<path>`.
+    """
+
+    kind: str
+    path: tuple[str, ...] = ()
+    op: str = "eq"
+    value: Any = None
+    items: tuple[Condition, ...] = ()
+
+    def fields(self) -> list[tuple[str, ...]]:
+        """Return every field path the condition reads."""
+        if self.kind == "cmp":
+            return [self.path]
+        return [p for item in self.items for p in item.fields()]
+
+
 @dataclass(frozen=True)
 class RowRule:
-    """`rows: {entity: {field: $user}}`: the record's `field` leads to the user."""
+    """`rows: {entity: <condition>}`: which records of `entity` a role reaches."""
 
     entity: str
-    field: str
-    value: str = "$user"
+    condition: Condition
+
+    @property
+    def owner_field(self) -> str | None:
+        """The field a new record is given to make its creator reach it, if one.
+
+        `{owner: $user}` or `{owner: $me}` names `owner`; a path, a literal or a
+        compound rule has no such single field.
+        """
+        c = self.condition
+        if c.kind == "cmp" and len(c.path) == 1 and c.op == "eq" and c.value in ("$user", "$me"):
+            return c.path[0]
+        return None
 
 
 @dataclass(frozen=True)
@@ -218,6 +267,7 @@ class AppSpec:
     dashboards: dict[str, tuple[DashboardItem, ...]] = field(default_factory=dict, hash=False)
     source: str = ""
     digest: str = ""
+    me_entity: str | None = None  # the entity whose `user` field makes a record "$me"
 
     def entity(self, name: str) -> EntitySpec:
         for e in self.entities:

@@ -6,23 +6,30 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from flask import request
+from flask import flash, g, request
 from flask_appbuilder import ModelView, action
 from flask_appbuilder.fieldwidgets import Select2Widget
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import LazyString
-from sqlalchemy import or_
-from sqlalchemy.orm import joinedload, selectinload
 from wtforms import SelectField, validators
 
 from app.i18n import N_, current_lang, gettext
+from app.records import RecordError, records
+from app.records.validation import FieldCheck
 from app.schema.spec import ACTIONS, EntitySpec, FieldSpec, Label
-from app.security.rows import FilterRowRule, no_value
-from app.security.views import KeepMasked, SecuredViewMixin, mask_formatter, picker_filters
+from app.security.views import (
+    VERSION_FIELD,
+    FilterRowRule,
+    KeepMasked,
+    SecuredViewMixin,
+    mask_formatter,
+    no_value,
+    picker_filters,
+    version_field,
+)
 from app.state import state
 
-PHONE_PATTERN = r"^\+?[0-9][0-9\- ()]{5,30}$"
 PAGE_SIZES = (10, 20, 50, 100)
 
 
@@ -48,16 +55,37 @@ class SpecInterface(SQLAInterface):
         self.entity = entity
 
     def eager_options(self) -> list[Any]:
-        options: list[Any] = []
         if self.entity is None:
-            return options
-        for f in self.entity.fields:
-            attr = getattr(self.obj, f.name)
-            if f.is_many:
-                options.append(selectinload(attr))
-            elif f.is_foreign_key:
-                options.append(joinedload(attr))
-        return options
+            return []
+        return records(self.entity.name).eager_options()
+
+    def _write(self, method: str, *args: Any) -> Any:
+        """Writes go through the record service (defaults, scope check, version, audit)."""
+        try:
+            return getattr(records(self.entity.name), method)(*args)  # type: ignore[union-attr]
+        except RecordError as exc:
+            g.sd_write_error = exc.message  # FAB flashes it (see SecuredViewMixin)
+            raise
+
+    def add(self, item: Any, commit: bool = True) -> None:
+        self._write("save", item, True)
+
+    def edit(self, item: Any, commit: bool = True) -> None:
+        self._write("save", item, False)
+
+    def delete(self, item: Any, commit: bool = True) -> None:
+        self._write("delete", item)
+
+    def delete_all(self, items: list[Any]) -> None:
+        self._write("delete_many", items)
+
+    def apply_order_by(self, query: Any, order_column: str, order_direction: str,
+                       *args: Any, **kwargs: Any) -> Any:
+        """Order only by what the record service lets this user sort on."""
+        if self.entity is not None and order_column \
+                and not records(self.entity.name).may_sort(order_column):
+            order_column, order_direction = "", ""
+        return super().apply_order_by(query, order_column, order_direction, *args, **kwargs)
 
     def apply_filters(self, query: Any, filters: Any) -> Any:
         """Apply the list's filters, skipping values the column cannot hold.
@@ -67,7 +95,11 @@ class SpecInterface(SQLAInterface):
         """
         if not filters:
             return query
+        service = records(self.entity.name) if self.entity is not None else None
         for flt, values in zip(filters.filters, filters.values, strict=False):
+            if service is not None and flt.column_name != "id" \
+                    and not service.may_filter(flt.column_name):
+                continue  # a sensitive field this user may not see: no oracle on it
             items = (
                 values
                 if isinstance(values, list) and flt.arg_name not in {"in", "not_in"}
@@ -155,16 +187,11 @@ class FilterTextSearch(BaseFilter):
 
     def apply(self, query: Any, value: Any) -> Any:
         text = value() if callable(value) else value
-        text = (text or "").strip()
         entity: EntitySpec | None = getattr(self.datamodel, "entity", None)
-        if not text or entity is None or not entity.search:
+        if entity is None:
             return query
-        model = self.datamodel.obj
-        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped}%"
-        return query.filter(
-            or_(*(getattr(model, name).ilike(pattern, escape="\\") for name in entity.search))
-        )
+        clause = records(entity.name).search_clause(text or "")
+        return query if clause is None else query.filter(clause)
 
 
 def search_text() -> str:
@@ -189,74 +216,38 @@ class EntityView(SecuredViewMixin, ModelView):
     def muldelete(self, items: list[Any]) -> Any:
         from flask import redirect
 
-        self.datamodel.delete_all(items)
+        try:
+            self.datamodel.delete_all(items)
+        except RecordError as exc:
+            flash(exc.message, "danger")
         self.update_redirect()
         return redirect(self.get_redirect())
 
 
 def field_validators(f: FieldSpec) -> list[Any]:
-    """WTForms validators for a field's options (required is FAB's, from NOT NULL)."""
-    result: list[Any] = []
-    if f.type in ("string", "text", "email", "phone", "url") and f.max_length:
-        result.append(
-            validators.Length(
-                max=f.max_length,
-                message=lazy_text(N_("At most %(max)s characters."), max=f.max_length),
-            )
-        )
-    if f.type in ("integer", "decimal") and (f.min is not None or f.max is not None):
-        if f.min is not None and f.max is not None:
-            message = lazy_text(N_("Must be between %(min)s and %(max)s."), min=f.min, max=f.max)
-        elif f.min is not None:
-            message = lazy_text(N_("Must be at least %(min)s."), min=f.min)
-        else:
-            message = lazy_text(N_("Must be at most %(max)s."), max=f.max)
-        result.append(validators.NumberRange(min=f.min, max=f.max, message=message))
-    if f.pattern:
-        result.append(
-            validators.Regexp(
-                f.pattern, message=lazy_text(N_("Does not match the required format."))
-            )
-        )
-    if f.type == "email":
-        result.append(validators.Email(message=lazy_text(N_("Not a valid email address."))))
-    if f.type == "phone":
-        result.append(
-            validators.Regexp(PHONE_PATTERN, message=lazy_text(N_("Not a valid phone number.")))
-        )
-    if f.type == "url":
-        result.append(validators.URL(message=lazy_text(N_("Not a valid URL."))))
+    """The form's validators: the record service's checks (required is FAB's, from NOT NULL)."""
+    result: list[Any] = [FieldCheck(f)]
     if not f.required:
         result.insert(0, validators.Optional())
     return result
 
 
 class UniqueValue:
-    """Refuse a value another record already has, saying which field."""
+    """Refuse a value another record already has, saying which field (the service's check)."""
 
-    def __init__(self, datamodel: SQLAInterface, f: FieldSpec, entity: EntitySpec):
-        self.datamodel = datamodel
+    def __init__(self, f: FieldSpec, entity: EntitySpec):
         self.field = f
         self.entity = entity
 
     def __call__(self, form: Any, field: Any) -> None:
         if field.data in (None, ""):
             return
-        model = self.datamodel.obj
-        query = self.datamodel.session.query(model.id).filter(
-            getattr(model, self.field.name) == field.data
-        )
         pk = request.view_args.get("pk") if request and request.view_args else None
-        if pk is not None:
-            query = query.filter(model.id != int(pk))
-        if query.first() is not None:
-            raise validators.ValidationError(
-                gettext(
-                    N_("Another %(entity)s already has this %(field)s."),
-                    entity=self.entity.label.get(current_lang()),
-                    field=self.field.label.get(current_lang()),
-                )
-            )
+        service = records(self.entity.name)
+        current = service.session.get(service.model, int(pk)) if pk is not None else None
+        problems = service.unique_problem(self.field, field.data, current)
+        if problems:
+            raise validators.ValidationError(problems[0])
 
 
 def enum_formatter(f: FieldSpec) -> Any:
@@ -306,7 +297,7 @@ def make_view(entity: EntitySpec, model: type, session: Any) -> type[EntityView]
             formatters[f.name] = boolean_formatter
         vals = field_validators(f) if f.type != "enum" else []
         if f.unique:
-            vals.append(UniqueValue(datamodel, f, entity))
+            vals.append(UniqueValue(f, entity))
         if f.sensitive:
             vals.insert(0, KeepMasked(entity, f))
             formatters[f.name] = mask_formatter(entity, f, formatters.get(f.name))
@@ -352,7 +343,7 @@ def make_view(entity: EntitySpec, model: type, session: Any) -> type[EntityView]
         "list_columns": list(entity.list),
         "show_columns": all_columns + ["created_at", "created_by", "updated_at", "updated_by"],
         "add_columns": editable,
-        "edit_columns": editable,
+        "edit_columns": [*editable, VERSION_FIELD],
         "search_columns": search,
         "label_columns": labels,
         "description_columns": {
@@ -363,7 +354,7 @@ def make_view(entity: EntitySpec, model: type, session: Any) -> type[EntityView]
         "add_form_query_rel_fields": picker_filters(entity, state().spec),
         "edit_form_query_rel_fields": picker_filters(entity, state().spec),
         "add_form_extra_fields": dict(extra_fields),
-        "edit_form_extra_fields": dict(extra_fields),
+        "edit_form_extra_fields": {**extra_fields, VERSION_FIELD: version_field(entity)},
         "base_order": (order_name, direction),
         "base_filters": [["id", FilterTextSearch, search_text], ["id", FilterRowRule, no_value]],
         "page_size": 20,

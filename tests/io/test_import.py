@@ -174,7 +174,7 @@ def test_utf8_bom_semicolons_and_every_parser(crm_app: Flask, tmp_path: Path) ->
     ],
 )
 def test_cells_are_read_like_a_person_would(ftype: str, raw: object, expected: object) -> None:
-    from app.io.parsers import parse_cell
+    from app.records.values import parse_cell
     from app.schema.spec import FieldSpec, Label
 
     f = FieldSpec(name="x", type=ftype, label=Label("X", "X"))
