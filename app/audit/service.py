@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.audit import chain
+from app.i18n import current_lang
+from app.jobs import REGISTRY, enqueue, register_kind
 from app.state import state
 
 
@@ -59,24 +61,14 @@ def verify_job(ctx: Any, expect_head: str | None = None, **_: Any) -> dict[str, 
 
 
 def register_job_kind() -> bool:
-    """Register the `audit_verify` job kind when the jobs service is installed."""
-    try:
-        from app.jobs import register_kind
-    except ImportError:
-        return False
+    """Register the `audit_verify` job kind with the jobs service."""
     register_kind("audit_verify", verify_job, queue="default", timeout=4 * 3600)
     return True
 
 
 def start_verify() -> VerifyOutcome:
     """Start verification as a job (progress on the jobs page), else verify right away."""
-    try:
-        from app.jobs import REGISTRY, enqueue
-    except ImportError:
-        REGISTRY, enqueue = {}, None
-    if enqueue is not None and "audit_verify" in REGISTRY:
-        from app.i18n import current_lang
-
+    if "audit_verify" in REGISTRY:
         run_id = enqueue("audit_verify", {"lang": current_lang()})
         return VerifyOutcome(job_id=run_id, job_url=_job_url(run_id))
     return VerifyOutcome(result=run_verify())

@@ -127,5 +127,12 @@ def backup_restore(file: str, force: bool) -> None:
                        rows=report["rows"], tables=report["tables"], file=file,
                        revision=report["revision"], head=report["head"],
                        seconds=report["seconds"]))
+    if report.get("audit_kept"):
+        click.echo(gettext(N_("The audit log was kept as it was (the backup's older log was not "
+                              "loaded over it); the restore is audit entry #%(id)s."),
+                           id=report.get("audit_entry")))
+    else:
+        click.echo(gettext(N_("The restore is audit entry #%(id)s."),
+                           id=report.get("audit_entry")))
     for warning in report.get("warnings", []):
         click.echo(warning, err=True)

@@ -16,7 +16,9 @@ from sqlalchemy.pool import NullPool
 
 from app.state import state
 
-SKIPPED_TABLES = ("alembic_version",)
+# Where a restore keeps the current audit log while it replaces every table.
+AUDIT_KEEP_TABLE = "schemadesk_restore_audit"
+SKIPPED_TABLES = ("alembic_version", AUDIT_KEEP_TABLE)
 
 
 def app_url() -> str:
@@ -94,10 +96,10 @@ def row_counts(conn: Connection) -> dict[str, int]:
     }
 
 
-def drop_all_tables(conn: Connection) -> None:
-    """Drop every table of the database, Alembic's included, inside `conn`'s transaction."""
+def drop_all_tables(conn: Connection, keep: tuple[str, ...] = ()) -> None:
+    """Drop every table of the database but `keep`, Alembic's included, in `conn`'s transaction."""
     inspector = sa.inspect(conn)
-    names = inspector.get_table_names()
+    names = [n for n in inspector.get_table_names() if n not in keep]
     dialect = conn.dialect.name
     if dialect == "mysql":
         conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS=0")
@@ -106,6 +108,8 @@ def drop_all_tables(conn: Connection) -> None:
     metadata = sa.MetaData()
     metadata.reflect(conn)
     for table in reversed(metadata.sorted_tables):
+        if table.name in keep:
+            continue
         suffix = " CASCADE" if dialect == "postgresql" else ""
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {quote(conn, table.name)}{suffix}")
     for name in names:  # anything reflection could not order

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from app.audit import record_event
 from app.backup.create import create_backup
 from app.backup.engine import check_foreign_keys, dedicated_engine, release_app_connections
 from app.i18n import N_, gettext
@@ -153,9 +154,5 @@ def _undo(engine: Any, outcome: ApplyOutcome) -> str:
 
 
 def record_audit(action: str, detail: dict[str, Any]) -> None:
-    """Add an audit entry through the audit service, when it is installed."""
-    try:
-        from app.audit import record_event  # type: ignore[attr-defined]
-    except ImportError:
-        return
+    """Add an audit entry (in a transaction of its own) through the audit service."""
     record_event(action, detail=detail)

@@ -13,6 +13,7 @@ from typing import Any
 
 from app.backup.format import BackupError
 from app.i18n import N_, gettext
+from app.jobs import REGISTRY, register_kind
 
 
 def backup_job(ctx: Any, note: str = "", keep: int | None = None, **_: Any) -> dict[str, Any]:
@@ -68,19 +69,11 @@ JOBS: dict[str, Callable[..., dict[str, Any]]] = {
 
 
 def jobs_available() -> bool:
-    """Whether the jobs service is installed (then our kinds are registered with it)."""
-    try:
-        from app.jobs import REGISTRY
-    except ImportError:
-        return False
+    """Whether our kinds are registered with the jobs service (the init hook did it)."""
     return "backup" in REGISTRY
 
 
 def register_jobs() -> None:
-    """Register the backup kinds with the jobs service, when it is installed."""
-    try:
-        from app.jobs import register_kind
-    except ImportError:
-        return
+    """Register the backup kinds with the jobs service."""
     for kind, func in JOBS.items():
         register_kind(kind, func, queue="backup", timeout=6 * 3600)

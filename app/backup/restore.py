@@ -7,6 +7,9 @@ with the manifest, upgrade to head. On PostgreSQL and SQLite all of it runs in
 one transaction, so a failure leaves the target exactly as it was; MariaDB
 commits DDL as it goes, so there a failure empties the target again and, after
 a forced restore, puts the previous contents back from the safety backup.
+
+The audit log is the exception: a target that has one keeps it, and the restore
+is appended to it (see `app.backup.audit_log`).
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.engine import Connection, Engine
 
+from app.backup import audit_log
 from app.backup.create import TableLayout, create_backup
 from app.backup.engine import (
+    AUDIT_KEEP_TABLE,
     check_foreign_keys,
     dedicated_engine,
     drop_all_tables,
@@ -50,6 +55,14 @@ class RestoreReport:
     seconds: float = 0.0
     safety_backup: str | None = None
     warnings: list[str] = field(default_factory=list)
+    keep_audit: bool = False  # the target's audit log survives (it had entries)
+    audit_entry: int | None = None  # the id of the `restore` entry
+
+    def audit_detail(self) -> dict[str, Any]:
+        """What the `restore` audit entry says."""
+        return {"file": self.path, "revision": self.revision, "tables": self.tables,
+                "rows": self.rows, "safety_backup": self.safety_backup,
+                "audit_log": "kept" if self.keep_audit else "restored"}
 
 
 def restore_backup(
@@ -100,6 +113,7 @@ def restore_backup(
                            "current contents are backed up first."),
                         rows=sum(occupied.values()), tables=len(occupied))
             )
+        report.keep_audit = bool(occupied.get("audit_log"))
         if occupied and safety_backup:
             report.safety_backup = str(
                 create_backup(note=f"before restore of {Path(path).name}", keys=keys, url=url)
@@ -126,11 +140,15 @@ def _restore_in_one_transaction(
     try:
         with engine.connect() as conn:
             with conn.begin():
-                drop_all_tables(conn)
+                kept = audit_log.set_aside(conn) if report.keep_audit else None
+                drop_all_tables(conn, keep=(AUDIT_KEEP_TABLE,))
                 upgrade(report.revision or "head", conn)
                 _load(conn, reader, report)
                 upgrade("head", conn)
+                if kept is not None:
+                    audit_log.put_back(conn, kept)
                 check_foreign_keys(conn)
+                report.audit_entry = audit_log.record_restore(conn, report.audit_detail())
     except Exception as exc:
         raise BackupError(
             gettext(N_("Restore failed and was rolled back; the target is as it was: "
@@ -144,13 +162,20 @@ def _restore_step_by_step(engine: Engine, reader: BackupReader, report: RestoreR
 
     try:
         with engine.connect() as conn:
-            drop_all_tables(conn)
+            kept = audit_log.set_aside(conn) if report.keep_audit else None
+            conn.commit()
+            drop_all_tables(conn, keep=(AUDIT_KEEP_TABLE,))
             conn.commit()
             upgrade(report.revision or "head", conn)
             conn.commit()
             with conn.begin():
                 _load(conn, reader, report)
             upgrade("head", conn)
+            conn.commit()
+            if kept is not None:
+                audit_log.put_back(conn, kept)
+                conn.commit()
+            report.audit_entry = audit_log.record_restore(conn, report.audit_detail())
             conn.commit()
     except Exception as exc:
         with engine.connect() as conn:
@@ -196,6 +221,8 @@ def _load(conn: Connection, reader: BackupReader, report: RestoreReport) -> None
     _without_foreign_key_checks(conn)
     dialect = conn.dialect.name
     for table in reader.tables:
+        if report.keep_audit and table["name"] in audit_log.AUDIT_TABLES:
+            continue  # the target's own log is put back instead (never rewound)
         tags = [t for _, t in table["columns"]]
         insert, to_params = _inserter(conn, table["name"], table["columns"])
         decode = row_decoder(tags)

@@ -1,7 +1,7 @@
 """Backup work as the CLI, the backups page and the job queue run it; each returns a plain dict.
 
-Every function needs an app context and records an audit entry when the audit
-service is installed.
+Every function needs an app context and records an audit entry (a restore
+records its own, inside the restore).
 """
 
 from __future__ import annotations
@@ -72,8 +72,9 @@ def run_restore(path: str, force: bool = False) -> dict[str, Any]:
         "seconds": report.seconds,
         "safety_backup": report.safety_backup,
         "warnings": report.warnings,
+        "audit_kept": report.keep_audit,
+        "audit_entry": report.audit_entry,
     }
-    record_audit("restore", {k: result[k] for k in ("file", "rows", "tables", "safety_backup")})
     return result
 
 

@@ -78,3 +78,18 @@ def table_checksums() -> dict[str, tuple[int, str]]:
 def scalar(sql: str, **params: Any) -> Any:
     with state().db.engine.connect() as conn:
         return conn.execute(sa.text(sql), params).scalar()
+
+
+AUDIT_TABLES = ("audit_log", "audit_head")
+
+
+def data_checksums() -> dict[str, tuple[int, str]]:
+    """`table_checksums()` without the audit log, which a restore appends to, never rewinds."""
+    return {t: v for t, v in table_checksums().items() if t not in AUDIT_TABLES}
+
+
+def audit_rows() -> list[tuple]:
+    """Every audit entry as (id, action, hash), oldest first."""
+    with state().db.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(
+            sa.text("SELECT id, action, hash FROM audit_log ORDER BY id"))]

@@ -12,7 +12,7 @@ from app.backup.format import BackupError
 from app.backup.restore import restore_backup
 from app.backup.verify import verify_backup
 from app.state import state
-from tests.backup.seed import seed_crm, table_checksums
+from tests.backup.seed import AUDIT_TABLES, audit_rows, data_checksums, seed_crm, table_checksums
 from tests.conftest import CRM
 
 FIELD_KEYS = ["x6s0m1aY8fXk1c0xjH1d2vQh3yW6bN8sT0pL4eR7uA0="]  # fixed: must travel with backups
@@ -50,11 +50,13 @@ def test_restore_keeps_every_row_and_checksum(app_factory, empty_app, tmp_path, 
         report = restore_backup(path)
         assert report.rows == manifest["total_rows"]
         assert report.warnings == []
-        assert table_checksums() == before
+        assert not report.keep_audit  # a fresh target takes the backup's audit log
+        assert data_checksums() == {t: v for t, v in before.items() if t not in AUDIT_TABLES}
         from app.audit.service import run_verify
 
         chain = run_verify(record=False)  # the audit hash chain survives the move
-        assert chain.ok and chain.count == before["audit_log"][0] > 0
+        assert chain.ok and chain.count == before["audit_log"][0] + 1 > 1
+        assert audit_rows()[-1][1] == "restore" and audit_rows()[-1][0] == report.audit_entry
         # sequences point past the restored ids: new rows get fresh ids
         customer = state().models.model("customer")
         session = state().db.session
@@ -82,7 +84,7 @@ def test_forced_restore_backs_up_the_target_first(app_factory, tmp_path, backend
     with other.app_context():
         previous = table_checksums()
         report = restore_backup(path, force=True)
-        assert table_checksums() == before
+        assert data_checksums() == {t: v for t, v in before.items() if t not in AUDIT_TABLES}
         safety = verify_backup(report.safety_backup)
         assert safety.ok
         assert {t["name"]: (t["rows"], t["sha256"]) for t in safety.manifest["tables"]} == previous
@@ -101,9 +103,12 @@ def test_failed_restore_leaves_target_as_it_was(app_factory, tmp_path, backend):
         previous = table_checksums()
         with pytest.raises(BackupError) as failure:
             restore_backup(broken, force=True)
-        assert table_checksums() == previous
-        if backend == "mariadb":
+        if backend == "mariadb":  # put back by restoring the safety backup, which is audited
             assert "put back" in str(failure.value)
+            assert data_checksums() == {t: v for t, v in previous.items()
+                                        if t not in AUDIT_TABLES}
+        else:
+            assert table_checksums() == previous
 
 
 def test_encrypted_backup_needs_its_key(app_factory, empty_app, tmp_path):
@@ -120,4 +125,4 @@ def test_encrypted_backup_needs_its_key(app_factory, empty_app, tmp_path):
     app = empty_app("sqlite", BACKUP_ENCRYPTION_KEY=key)
     with app.app_context():
         restore_backup(path)
-        assert table_checksums() == before
+        assert data_checksums() == {t: v for t, v in before.items() if t not in AUDIT_TABLES}
