@@ -42,6 +42,22 @@ def _bool(value: str | bool | None, default: bool = False) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
+def _proxy_count(value: Any) -> int:
+    """Return the number of trusted reverse proxies in front of the app (PROXY_COUNT)."""
+    if value in (None, ""):
+        return 0
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        count = -1
+    if count < 0:
+        raise ConfigError(
+            f"PROXY_COUNT must be the number of reverse proxies in front of the app (0 or more), "
+            f"not {value!r}."
+        )
+    return count
+
+
 def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the app configuration from the environment and `overrides`."""
     overrides = dict(overrides or {})
@@ -70,6 +86,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         overrides.get("SCHEMA_PATH") or env.get("SCHEMA_PATH") or str(ROOT / "schema" / "crm.yaml")
     )
     redis_url = overrides.get("REDIS_URL", env.get("REDIS_URL")) or None
+    proxy_count = _proxy_count(overrides.get("PROXY_COUNT", env.get("PROXY_COUNT")))
 
     config: dict[str, Any] = {
         "INSTANCE_PATH": str(instance),
@@ -98,12 +115,22 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "AUTH_ROLE_ADMIN": "Admin",
         "AUTH_ROLE_PUBLIC": "Public",
         "AUTH_USER_REGISTRATION": False,
+        # Failed sign-ins (web and API) per account and per client address;
+        # successful ones are not counted (app/security/login_limit.py).
         "AUTH_RATE_LIMITED": True,
-        "AUTH_RATE_LIMIT": env.get("AUTH_RATE_LIMIT", "10 per 5 minute"),
+        "AUTH_RATE_LIMIT": env.get("AUTH_RATE_LIMIT", "10 per 15 minute"),
+        "AUTH_RATE_LIMIT_PER_IP": env.get("AUTH_RATE_LIMIT_PER_IP"),
         "RATELIMIT_ENABLED": _bool(env.get("RATELIMIT_ENABLED"), True),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "FAB_PASSWORD_COMPLEXITY_ENABLED": True,
         "WTF_CSRF_ENABLED": True,
+        # CSRFProtect is registered app-wide; our own before_request decides
+        # (bearer-token API calls are exempt), see app/security/headers.py.
+        "WTF_CSRF_CHECK_DEFAULT": False,
+        # The token lives as long as the signed-in session: operators keep forms open all day.
+        "WTF_CSRF_TIME_LIMIT": None,
+        "FAB_ALLOW_GET_UNSAFE_MUTATIONS": False,  # no GET deletes
+        "PROXY_COUNT": proxy_count,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), production),
@@ -111,4 +138,5 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "JOB_INLINE_SYNC": False,
     }
     config.update(overrides)
+    config["PROXY_COUNT"] = proxy_count  # checked above, whatever form the override took
     return config

@@ -9,9 +9,19 @@ import logging
 import os
 from typing import Any
 
-from flask import Flask, Response, has_request_context, render_template, request, session
+from flask import (
+    Flask,
+    Response,
+    has_request_context,
+    jsonify,
+    render_template,
+    request,
+    session,
+)
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import load_config
 
@@ -54,6 +64,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     app = Flask(__name__, instance_path=settings["INSTANCE_PATH"])
     app.config.update(settings)
+    _trust_proxies(app, int(settings.get("PROXY_COUNT") or 0))
     # `/` sends signed-in users to the dashboard (app/charts/views.py).
     app.config.setdefault("FAB_INDEX_VIEW", "app.charts.views.HomeView")
     app.config["APP_NAME"] = spec.title.get(spec.default_locale)
@@ -96,14 +107,26 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             base_template="schemadesk/base.html",
         )
         _install_locale_selector(app)
+        # Before the services' hooks: their before_request handlers may query.
+        _install_schema_guard(app)
         from app.views import register_views
 
         register_views(appbuilder)
         for hook in _service_hooks():
             hook(app, appbuilder)
 
-    _install_schema_guard(app)
     return app
+
+
+def _trust_proxies(app: Flask, count: int) -> None:
+    """Believe X-Forwarded-For/-Proto from exactly `count` reverse proxies (PROXY_COUNT).
+
+    With 0 (the default) the headers are ignored: anyone can send them, so the
+    client address is the socket's peer. Host and prefix are not taken from
+    headers at all.
+    """
+    if count > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)  # type: ignore[method-assign]
 
 
 def _service_hooks() -> list[Any]:
@@ -133,20 +156,60 @@ def _install_locale_selector(app: Flask) -> None:
     babel_config.locale_selector = select_locale
 
 
+DATABASE_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+RETRY_AFTER_SECONDS = 10
+log = logging.getLogger(__name__)
+
+
+def _database_unavailable() -> Response:
+    """The 503 shown while the database cannot be reached (no driver text: that goes to the log)."""
+    from app.i18n import N_, current_lang, gettext
+
+    if request.path.startswith("/api/"):
+        response = jsonify(message=gettext(N_("The database is unavailable; retry in a moment.")))
+        response.status_code = 503
+    else:
+        body = render_template("schemadesk/db_unavailable.html", lang=current_lang(),
+                               retry_after=RETRY_AFTER_SECONDS)
+        response = Response(body, status=503)
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def _install_schema_guard(app: Flask) -> None:
-    """A database that doesn't match the schema gets a clear page, not a 500."""
+    """A database that doesn't match the schema, or can't be reached, gets a clear 503.
+
+    Only "the schema matches" is remembered (`schema_mismatch == []`); an
+    unreachable database or a mismatch is checked again on the next request, so
+    the console recovers by itself once the database is back or migrated.
+    """
     from app.migrate import pending_changes
     from app.state import state
 
     @app.before_request
     def _check_schema() -> Response | None:
+        if request.path.startswith("/static"):
+            return None
         st = state()
-        if st.schema_mismatch is None:
-            try:
-                st.schema_mismatch = pending_changes()
-            except Exception as exc:  # database unreachable: say so plainly
-                st.schema_mismatch = [str(exc).splitlines()[0]]
-        if st.schema_mismatch and not request.path.startswith("/static"):
-            body = render_template("schemadesk/schema_mismatch.html", changes=st.schema_mismatch)
+        if st.schema_mismatch == []:
+            return None
+        try:
+            changes = pending_changes()
+        except DATABASE_ERRORS as exc:
+            log.warning("database unavailable: %s", exc)
+            st.schema_mismatch = None
+            return _database_unavailable()
+        st.schema_mismatch = changes
+        if changes:
+            body = render_template("schemadesk/schema_mismatch.html", changes=changes)
             return Response(body, status=503)
         return None
+
+    @app.errorhandler(sa_exc.OperationalError)
+    @app.errorhandler(sa_exc.InterfaceError)
+    @app.errorhandler(sa_exc.TimeoutError)
+    def _database_lost(exc: Exception) -> Response:
+        # The database went away after the check: check it again next time.
+        log.error("database error during %s %s: %s", request.method, request.path, exc)
+        state().schema_mismatch = None
+        return _database_unavailable()

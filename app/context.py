@@ -38,6 +38,7 @@ def acting_as(actor: Actor) -> Iterator[Actor]:
 
 
 def request_id() -> str | None:
+    """Return this request's id (X-Request-Id, else a new one), or None outside a request."""
     if not has_request_context():
         return None
     if "request_id" not in g:
@@ -52,8 +53,9 @@ def current_actor() -> Actor:
         return override
     if has_request_context():
         source = "api" if request.path.startswith("/api/") else "ui"
-        ip = request.headers.get("X-Forwarded-For", request.remote_addr or "")
-        ip = ip.split(",")[0].strip() or None
+        # The socket's peer, or what the trusted proxies said (PROXY_COUNT, ProxyFix);
+        # a client's own X-Forwarded-For is never believed.
+        ip = request.remote_addr or None
         user = None
         try:
             from flask_login import current_user

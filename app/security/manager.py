@@ -46,6 +46,32 @@ class SchemaDeskSecurityManager(SecurityManager):
 
     rolemodelview = SchemaRoleModelView
 
+    @property
+    def is_auth_limited(self) -> bool:
+        """FAB's login limiter counts successful sign-ins too; ours counts failures only.
+
+        `AUTH_RATE_LIMITED` switches on app.security.login_limit instead.
+        """
+        return False
+
+    def auth_user_db(self, username: str, password: str) -> Any:
+        """FAB's password check; a failure counts towards the sign-in limits."""
+        user = super().auth_user_db(username, password)
+        if user is None:
+            from app.security.login_limit import record_failed_login
+
+            record_failed_login(username)
+        return user
+
+    def auth_user_ldap(self, username: str, password: str) -> Any:
+        """FAB's LDAP check; a failure counts towards the sign-in limits."""
+        user = super().auth_user_ldap(username, password)
+        if user is None:
+            from app.security.login_limit import record_failed_login
+
+            record_failed_login(username)
+        return user
+
     def _has_view_access(self, user: object, permission_name: str, view_name: str) -> bool:
         """FAB's check, answered from the user's permissions loaded once per request.
 
