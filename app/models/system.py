@@ -1,4 +1,4 @@
-"""The console's own tables: the audit log (with its chain head) and job runs."""
+"""The console's own tables: the audit log (with its chain head), job runs, sessions."""
 
 from __future__ import annotations
 
@@ -72,4 +72,29 @@ def define_system_tables(metadata: MetaData) -> dict[str, Table]:
         Column("finished_at", DateTime),
         Column("heartbeat_at", DateTime),
     )
-    return {"audit_log": audit_log, "audit_head": audit_head, "job_run": job_run}
+    return {
+        "audit_log": audit_log,
+        "audit_head": audit_head,
+        "job_run": job_run,
+        "user_session": define_session_table(metadata),
+    }
+
+
+def define_session_table(metadata: MetaData) -> Table:
+    """Add `user_session` (one row per signed-in browser session, 在线会话) to `metadata`.
+
+    The Flask session carries only `sid`; a row that is missing or revoked
+    (logout, password change) signs the browser out (app/security/sessions.py).
+    """
+    return Table(
+        "user_session",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("sid", String(64), nullable=False, unique=True),
+        Column("user_id", Integer, nullable=False, index=True),
+        Column("created_at", DateTime, nullable=False),
+        Column("last_seen_at", DateTime, nullable=False),
+        Column("ip", String(64)),
+        Column("user_agent", String(255)),
+        Column("revoked_at", DateTime),
+    )
