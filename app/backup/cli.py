@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from flask.cli import AppGroup
@@ -84,22 +85,40 @@ def backup_list() -> None:
                    f"{'  ' + f.note if f.note else ''}")
 
 
+def _signature_options(func: Any) -> Any:
+    """--key and --allow-unsigned, shared by verify and restore."""
+    func = click.option(
+        "--allow-unsigned", is_flag=True,
+        help="Accept a backup without a signature (taken before backups were signed).",
+    )(func)
+    return click.option(
+        "--key", "keys", multiple=True, envvar="SCHEMADESK_BACKUP_KEY",
+        help="FIELD_ENCRYPTION_KEYS of the instance that took the backup (comma-separated or "
+             "repeated; default: this console's own). Env: SCHEMADESK_BACKUP_KEY.",
+    )(func)
+
+
 @backup_cli.command("verify")
 @click.argument("file")
-def backup_verify(file: str) -> None:
-    """Check a backup's manifest and every checksum without restoring it."""
-    from app.backup.verify import verify_and_record
+@_signature_options
+def backup_verify(file: str, keys: tuple[str, ...], allow_unsigned: bool) -> None:
+    """Check a backup's signature, manifest and every checksum without restoring it."""
+    from app.backup.signature import split_keys
+    from app.backup.tasks import run_verify
 
-    result = verify_and_record(_resolve(file))
-    if result.ok:
-        m = result.manifest
+    result = run_verify(str(_resolve(file)), split_keys(keys), allow_unsigned)
+    if result["ok"]:
+        m = result["manifest"]
         click.echo(gettext(N_("%(file)s is intact: %(tables)d tables, %(rows)d rows, revision "
                               "%(revision)s, taken %(time)s on %(engine)s."),
                            file=file, tables=len(m["tables"]), rows=m["total_rows"],
                            revision=m.get("revision"), time=m.get("created_at"),
                            engine=m.get("engine")))
+        if not result["signed"]:
+            click.echo(gettext(N_("Warning: %(file)s is not signed; nothing proves where it "
+                                  "comes from."), file=file), err=True)
         return
-    for problem in result.problems:
+    for problem in result["problems"]:
         click.echo(problem, err=True)
     sys.exit(1)
 
@@ -108,13 +127,16 @@ def backup_verify(file: str) -> None:
 @click.argument("file")
 @click.option("--force", is_flag=True,
               help="Restore over a non-empty database (it is backed up first).")
-def backup_restore(file: str, force: bool) -> None:
+@_signature_options
+def backup_restore(file: str, force: bool, keys: tuple[str, ...], allow_unsigned: bool) -> None:
     """Restore a backup into the configured (empty) database, then upgrade to head."""
+    from app.backup.signature import split_keys
     from app.backup.tasks import run_restore
 
     with acting_as(Actor(user_id=None, name="cli", source="cli")):
         try:
-            report = run_restore(str(_resolve(file)), force=force)
+            report = run_restore(str(_resolve(file)), force=force,
+                                 signing_keys=split_keys(keys), allow_unsigned=allow_unsigned)
         except BackupError as exc:
             click.echo(str(exc), err=True)
             sys.exit(1)

@@ -25,6 +25,7 @@ from app.backup.format import (
     sql_type,
     type_tag,
 )
+from app.backup.signature import instance_keys
 from app.state import state
 
 
@@ -111,7 +112,7 @@ def create_backup(
         conn = snapshot(engine)
         try:
             with open(partial, "wb") as fh:
-                writer = BackupWriter(fh, keys)
+                writer = BackupWriter(fh, keys, sign_with=(instance_keys() or [None])[0])
                 revision = MigrationContext.configure(conn).get_current_revision()
                 tables = []
                 for layout in table_layouts(conn):

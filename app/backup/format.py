@@ -10,9 +10,12 @@ Layout of a `.sdbackup` file (a plain zip, written as a stream):
 - `manifest.json` — written last: application version, schema digest, Alembic
   revision, time, engine, and per table the columns (name and type tag), the
   primary key, the row count and the SHA-256 of the table's canonical lines.
+- `manifest.sig` (format 2) — the HMAC-SHA256 of `manifest.json`'s bytes under
+  the instance's key (see `app.backup.signature`).
 
 Because the manifest comes last, a truncated file has none and says so; zip's
-CRC-32, Fernet's HMAC and the per-table SHA-256 catch altered bytes.
+CRC-32, Fernet's HMAC and the per-table SHA-256 catch altered bytes, and the
+signature catches a file rewritten consistently (data, counts and digests).
 """
 
 from __future__ import annotations
@@ -34,9 +37,10 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from app.i18n import N_, gettext
 
 FORMAT_NAME = "schemadesk-backup"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: signed (manifest.sig); 1: unsigned, read with --allow-unsigned
 SUFFIX = ".sdbackup"
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
 CHUNK_BYTES = 1 << 20  # plaintext per Fernet token; bounds memory whatever the table size
 KEY_CHECK = b"schemadesk-backup-key-check"
 
@@ -245,9 +249,11 @@ class TableWriter:
 class BackupWriter:
     """Writes a backup file: `table()` per table, then `finish(manifest)`."""
 
-    def __init__(self, fileobj: IO[bytes], keys: str | list[str] | None = None):
+    def __init__(self, fileobj: IO[bytes], keys: str | list[str] | None = None,
+                 sign_with: str | None = None):
         self._zf = zipfile.ZipFile(fileobj, "w", allowZip64=True)
         self.fernet = cipher(keys)
+        self.sign_with = sign_with
         self._count = 0
 
     def table(self, name: str) -> tuple[str, TableWriter]:
@@ -260,9 +266,15 @@ class BackupWriter:
         manifest = dict(manifest, encrypted=self.fernet is not None)
         if self.fernet:
             manifest["key_check"] = self.fernet.encrypt(KEY_CHECK).decode()
+        raw = json.dumps(manifest, ensure_ascii=False, indent=1).encode()
         info = zipfile.ZipInfo(MANIFEST, date_time=(2000, 1, 1, 0, 0, 0))
         info.compress_type = zipfile.ZIP_DEFLATED
-        self._zf.writestr(info, json.dumps(manifest, ensure_ascii=False, indent=1))
+        self._zf.writestr(info, raw)
+        if self.sign_with:
+            from app.backup.signature import sign
+
+            info = zipfile.ZipInfo(SIGNATURE, date_time=(2000, 1, 1, 0, 0, 0))
+            self._zf.writestr(info, json.dumps(sign(raw, self.sign_with)))
         self._zf.close()
 
 
@@ -298,8 +310,12 @@ class BackupReader:
         self.path = str(path)
         try:
             self._zf = zipfile.ZipFile(self.path)
-            raw = self._zf.read(MANIFEST)
-            self.manifest: dict[str, Any] = json.loads(raw)
+            self.manifest_bytes = self._zf.read(MANIFEST)
+            self.manifest: dict[str, Any] = json.loads(self.manifest_bytes)
+            names = self._zf.namelist()
+            self.signature: dict[str, Any] | None = (
+                json.loads(self._zf.read(SIGNATURE)) if SIGNATURE in names else None
+            )
         except (zipfile.BadZipFile, KeyError, ValueError, zlib.error, EOFError) as exc:
             raise _damage(self.path, exc) from exc
         except OSError as exc:
@@ -332,7 +348,7 @@ class BackupReader:
         return list(self.manifest.get("tables", []))
 
     def members(self) -> list[str]:
-        return [n for n in self._zf.namelist() if n != MANIFEST]
+        return [n for n in self._zf.namelist() if n not in (MANIFEST, SIGNATURE)]
 
     def lines(self, table: dict[str, Any]) -> Iterator[bytes]:
         """Yield the table's canonical lines; a damaged member raises BackupError."""

@@ -55,6 +55,7 @@ class RestoreReport:
     seconds: float = 0.0
     safety_backup: str | None = None
     warnings: list[str] = field(default_factory=list)
+    signed: bool = True  # False: an unsigned file, restored with allow_unsigned
     keep_audit: bool = False  # the target's audit log survives (it had entries)
     audit_entry: int | None = None  # the id of the `restore` entry
 
@@ -62,6 +63,7 @@ class RestoreReport:
         """What the `restore` audit entry says."""
         return {"file": self.path, "revision": self.revision, "tables": self.tables,
                 "rows": self.rows, "safety_backup": self.safety_backup,
+                "signed": self.signed,
                 "audit_log": "kept" if self.keep_audit else "restored"}
 
 
@@ -72,18 +74,22 @@ def restore_backup(
     keys: str | list[str] | None = None,
     url: str | None = None,
     safety_backup: bool = True,
+    signing_keys: list[str] | str | None = None,
+    allow_unsigned: bool = False,
 ) -> RestoreReport:
     """Restore `path` into the app's database (or `url`); raise BackupError if refused or failed.
 
     A forced restore over a non-empty database backs it up first, unless
-    `safety_backup=False` (the caller already holds a backup of it).
+    `safety_backup=False` (the caller already holds a backup of it). The file
+    must be signed by this console's key or one of `signing_keys` (see
+    `app.backup.signature`); an unsigned one only with `allow_unsigned`.
     """
     from app.migrate import head_revision, known_revision
 
     started = time.perf_counter()
     path = str(path)
     keys = keys if keys is not None else current_app.config.get("BACKUP_ENCRYPTION_KEY")
-    require_valid(path, keys)
+    checked = require_valid(path, keys, signing_keys=signing_keys, allow_unsigned=allow_unsigned)
     reader = BackupReader(path, keys)
     manifest = reader.manifest
     stem = state().spec.stem
@@ -103,6 +109,10 @@ def restore_backup(
     release_app_connections()
     engine = dedicated_engine(url, foreign_keys=False)
     report = RestoreReport(path=path, revision=revision, head=head_revision())
+    report.signed = checked.signed
+    if not checked.signed:
+        report.warnings.append(gettext(N_("%(file)s is not signed; it was restored because "
+                                          "--allow-unsigned was given."), file=path))
     try:
         with engine.connect() as conn:
             occupied = {t: n for t, n in row_counts(conn).items() if n}

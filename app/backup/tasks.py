@@ -52,17 +52,26 @@ def run_backup(
     return result
 
 
-def run_verify(path: str) -> dict[str, Any]:
+def run_verify(path: str, signing_keys: list[str] | None = None,
+               allow_unsigned: bool = False) -> dict[str, Any]:
     """Verify a backup file and record the result beside it."""
-    result = verify_and_record(path)
-    return {"file": path, "ok": result.ok, "problems": result.problems}
+    result = verify_and_record(path, signing_keys=signing_keys, allow_unsigned=allow_unsigned)
+    return {"file": path, "ok": result.ok, "problems": result.problems,
+            "signed": result.signed, "manifest": result.manifest}
 
 
-def run_restore(path: str, force: bool = False) -> dict[str, Any]:
-    """Restore a backup into the app's database; raises BackupError when refused or failed."""
+def run_restore(path: str, force: bool = False, signing_keys: list[str] | None = None,
+                allow_unsigned: bool = False) -> dict[str, Any]:
+    """Restore a backup into the app's database; raises BackupError when refused or failed.
+
+    `signing_keys` (the FIELD_ENCRYPTION_KEYS of the instance that took it) and
+    `allow_unsigned` come from the command line only: job params are shown on
+    the jobs page, so keys never travel through them.
+    """
     from app.backup.restore import restore_backup
 
-    report = restore_backup(path, force=force)
+    report = restore_backup(path, force=force, signing_keys=signing_keys,
+                            allow_unsigned=allow_unsigned)
     result = {
         "file": path,
         "revision": report.revision,

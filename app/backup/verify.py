@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import current_app, has_app_context
 
+from app.backup import signature
 from app.backup.format import BackupError, BackupReader
 from app.i18n import N_, gettext
 
@@ -24,14 +25,51 @@ class VerifyResult:
     problems: list[str] = field(default_factory=list)
     manifest: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    signed: bool = False  # signed by a key this console holds (or was given)
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "problems": self.problems, "seconds": self.seconds,
                 "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
-def verify_backup(path: str | Path, keys: str | list[str] | None = None) -> VerifyResult:
-    """Read the whole file and compare each table's rows and SHA-256 with its manifest."""
+def signature_problem(reader: BackupReader, signing_keys: list[str] | str | None = None,
+                      allow_unsigned: bool = False) -> str | None:
+    """Why the manifest's signature does not hold (None when it does, or unsigned is allowed).
+
+    `signing_keys`: FIELD_ENCRYPTION_KEYS of the instance that took the backup,
+    tried before this console's own keys.
+    """
+    path = reader.path
+    if reader.signature is None:
+        if allow_unsigned:
+            return None
+        return gettext(N_("%(file)s is not signed: it was taken by an older SchemaDesk, or its "
+                          "signature was removed, so nothing proves where it comes from. If you "
+                          "trust its origin, run the command again with --allow-unsigned."),
+                       file=path)
+    keys = signature.split_keys(signing_keys) + signature.instance_keys()
+    sig = reader.signature if isinstance(reader.signature, dict) else {}
+    outcome = signature.check(reader.manifest_bytes, sig, keys) if keys else "foreign"
+    if outcome == "ok":
+        return None
+    if outcome == "foreign":
+        return gettext(N_("%(file)s is signed with a key this console does not hold (key id "
+                          "%(key_id)s), or its signature was forged. To restore a backup of "
+                          "another instance, give that instance's FIELD_ENCRYPTION_KEYS with "
+                          "--key (or SCHEMADESK_BACKUP_KEY)."),
+                       file=path, key_id=str(sig.get("key_id", "?"))[:16])
+    return gettext(N_("%(file)s is forged or altered: its manifest does not match its signature. "
+                      "Do not restore it."), file=path)
+
+
+def verify_backup(
+    path: str | Path,
+    keys: str | list[str] | None = None,
+    *,
+    signing_keys: list[str] | str | None = None,
+    allow_unsigned: bool = False,
+) -> VerifyResult:
+    """Check the manifest's signature, then compare each table's rows and SHA-256 with it."""
     started = time.perf_counter()
     path = str(path)
     if keys is None and has_app_context():
@@ -43,6 +81,9 @@ def verify_backup(path: str | Path, keys: str | list[str] | None = None) -> Veri
         result.seconds = round(time.perf_counter() - started, 3)
         return result
     problems: list[str] = []
+    forged = signature_problem(reader, signing_keys, allow_unsigned)
+    if forged:
+        problems.append(forged)
     with reader:
         listed = {t["member"] for t in reader.tables}
         for extra in sorted(set(reader.members()) - listed):
@@ -70,7 +111,8 @@ def verify_backup(path: str | Path, keys: str | list[str] | None = None) -> Veri
                                "match its manifest."), file=path, table=table["name"])
                 )
         manifest = reader.manifest
-    result = VerifyResult(path, not problems, problems, manifest)
+    result = VerifyResult(path, not problems, problems, manifest,
+                          signed=reader.signature is not None and not forged)
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 
@@ -80,9 +122,10 @@ def status_path(path: str | Path) -> Path:
     return Path(str(path) + ".verify.json")
 
 
-def verify_and_record(path: str | Path, keys: str | list[str] | None = None) -> VerifyResult:
-    """Verify a backup and keep the result beside it for the backups page."""
-    result = verify_backup(path, keys)
+def verify_and_record(path: str | Path, keys: str | list[str] | None = None,
+                      **checks: Any) -> VerifyResult:
+    """Verify a backup (see `verify_backup`) and keep the result beside it for the backups page."""
+    result = verify_backup(path, keys, **checks)
     status_path(path).write_text(json.dumps(result.as_dict(), ensure_ascii=False))
     return result
 
@@ -95,9 +138,10 @@ def recorded_status(path: str | Path) -> dict[str, Any] | None:
         return None
 
 
-def require_valid(path: str | Path, keys: str | list[str] | None = None) -> VerifyResult:
-    """Verify a backup and raise BackupError naming every problem if it is not intact."""
-    result = verify_backup(path, keys)
+def require_valid(path: str | Path, keys: str | list[str] | None = None,
+                  **checks: Any) -> VerifyResult:
+    """Verify a backup (see `verify_backup`); raise BackupError naming every problem."""
+    result = verify_backup(path, keys, **checks)
     if not result.ok:
         raise BackupError("\n".join(result.problems))
     return result

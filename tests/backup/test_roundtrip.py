@@ -26,6 +26,8 @@ PAIRS = [
 
 
 def seeded_backup(app_factory, backend: str, tmp_path: Path, **config) -> tuple[Path, dict]:
+    """A backup of a seeded app whose instance key is FIELD_KEYS (restores elsewhere need it)."""
+    config.setdefault("FIELD_ENCRYPTION_KEYS", FIELD_KEYS)
     app = app_factory(CRM, backend, **config)
     with app.app_context():
         seed_crm()
@@ -36,8 +38,8 @@ def seeded_backup(app_factory, backend: str, tmp_path: Path, **config) -> tuple[
 
 @pytest.mark.parametrize(("source", "target"), PAIRS, ids=[f"{s}-to-{t}" for s, t in PAIRS])
 def test_restore_keeps_every_row_and_checksum(app_factory, empty_app, tmp_path, source, target):
-    path, before = seeded_backup(app_factory, source, tmp_path, FIELD_ENCRYPTION_KEYS=FIELD_KEYS)
-    manifest = verify_backup(path).manifest
+    path, before = seeded_backup(app_factory, source, tmp_path)
+    manifest = verify_backup(path, signing_keys=FIELD_KEYS).manifest
     assert {t["name"]: (t["rows"], t["sha256"]) for t in manifest["tables"]} == before
     assert {"ab_user", "ab_permission_view_role", "audit_log", "audit_head", "job_run",
             "customer_tags", "customer"} <= set(before)
@@ -69,7 +71,7 @@ def test_restore_keeps_every_row_and_checksum(app_factory, empty_app, tmp_path, 
 
 def test_restore_refuses_non_empty_target(app_factory, tmp_path):
     path, _ = seeded_backup(app_factory, "sqlite", tmp_path)
-    other = app_factory(CRM, "sqlite")
+    other = app_factory(CRM, "sqlite", FIELD_ENCRYPTION_KEYS=FIELD_KEYS)
     with other.app_context():
         rows_before = table_checksums()
         with pytest.raises(BackupError, match="not empty"):
@@ -80,12 +82,12 @@ def test_restore_refuses_non_empty_target(app_factory, tmp_path):
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mariadb"])
 def test_forced_restore_backs_up_the_target_first(app_factory, tmp_path, backend):
     path, before = seeded_backup(app_factory, backend, tmp_path)
-    other = app_factory(CRM, backend)
+    other = app_factory(CRM, backend, FIELD_ENCRYPTION_KEYS=FIELD_KEYS)
     with other.app_context():
         previous = table_checksums()
         report = restore_backup(path, force=True)
         assert data_checksums() == {t: v for t, v in before.items() if t not in AUDIT_TABLES}
-        safety = verify_backup(report.safety_backup)
+        safety = verify_backup(report.safety_backup)  # signed with this console's key
         assert safety.ok
         assert {t["name"]: (t["rows"], t["sha256"]) for t in safety.manifest["tables"]} == previous
 
@@ -96,9 +98,10 @@ def test_failed_restore_leaves_target_as_it_was(app_factory, tmp_path, backend):
     from tests.backup.damage import rewrite_with_duplicate_phone
 
     path, _ = seeded_backup(app_factory, backend, tmp_path)
-    broken = rewrite_with_duplicate_phone(path, tmp_path / "duplicate.sdbackup")
-    assert verify_backup(broken).ok  # a well-formed file: only the database can refuse it
-    other = app_factory(CRM, backend)
+    broken = rewrite_with_duplicate_phone(path, tmp_path / "duplicate.sdbackup", FIELD_KEYS[0])
+    # a well-formed file, signed by the key holder: only the database can refuse it
+    assert verify_backup(broken, signing_keys=FIELD_KEYS).ok
+    other = app_factory(CRM, backend, FIELD_ENCRYPTION_KEYS=FIELD_KEYS)
     with other.app_context():
         previous = table_checksums()
         with pytest.raises(BackupError) as failure:
@@ -118,11 +121,12 @@ def test_encrypted_backup_needs_its_key(app_factory, empty_app, tmp_path):
     path, before = seeded_backup(app_factory, "sqlite", tmp_path, BACKUP_ENCRYPTION_KEY=key)
     raw = path.read_bytes()
     assert "客户".encode() not in raw and b"ab_permission_view" in raw  # names only in manifest
-    assert not verify_backup(path).ok
-    assert "BACKUP_ENCRYPTION_KEY" in verify_backup(path).problems[0]
-    assert "another key" in verify_backup(path, Fernet.generate_key().decode()).problems[0]
-    assert verify_backup(path, key).ok
-    app = empty_app("sqlite", BACKUP_ENCRYPTION_KEY=key)
+    assert not verify_backup(path, signing_keys=FIELD_KEYS).ok
+    assert "BACKUP_ENCRYPTION_KEY" in verify_backup(path, signing_keys=FIELD_KEYS).problems[0]
+    other_key = Fernet.generate_key().decode()
+    assert "another key" in verify_backup(path, other_key, signing_keys=FIELD_KEYS).problems[0]
+    assert verify_backup(path, key, signing_keys=FIELD_KEYS).ok
+    app = empty_app("sqlite", BACKUP_ENCRYPTION_KEY=key, FIELD_ENCRYPTION_KEYS=FIELD_KEYS)
     with app.app_context():
         restore_backup(path)
         assert data_checksums() == {t: v for t, v in before.items() if t not in AUDIT_TABLES}
