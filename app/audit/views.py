@@ -159,6 +159,28 @@ def detail_rows(detail_text: str | None) -> list[tuple[str, str]]:
             for k, v in detail.items()]
 
 
+def export_row(item: Any) -> list[Any]:
+    """Return an entry's export cells; text a spreadsheet would run as a formula is defused.
+
+    Every text cell of the log can carry what a stranger typed (a user name on a
+    failed sign-in, a record title, a diff), so none may reach the auditor's
+    spreadsheet as a live formula.
+    """
+    from app.io.importer import neutralise
+
+    values = []
+    for c in EXPORT_COLUMNS:
+        v = getattr(item, c)
+        values.append(v.strftime("%Y-%m-%d %H:%M:%S") if c == "created_at" else neutralise(v))
+    return values
+
+
+def list_args() -> dict[str, list[str]]:
+    """Return the list's active filters, search and order (`_flt_*`, `q`, `_oc_*`, `_od_*`)."""
+    return {k: request.args.getlist(k) for k in sorted(request.args)
+            if k == "q" or k.startswith(("_flt_", "_oc_", "_od_"))}
+
+
 class AuditEntryBase:
     """An audit_log row, mapped for the auditor's views (read-only)."""
 
@@ -256,18 +278,11 @@ class AuditView(ModelView):
         query = self.datamodel.apply_filters(query, self._filters)
         query = query.order_by(self.datamodel.obj.id)
         header = [gettext(COLUMNS[c]) for c in EXPORT_COLUMNS]
-        rows = []
-        for item in query.yield_per(1000):
-            values = []
-            for c in EXPORT_COLUMNS:
-                v = getattr(item, c)
-                values.append(v.strftime("%Y-%m-%d %H:%M:%S") if c == "created_at" else v)
-            rows.append(values)
+        rows = [export_row(item) for item in query.yield_per(1000)]
         from app.audit.capture import record_event
 
         record_event("export", entity="audit_log",
-                     detail={"rows": len(rows), "format": fmt,
-                             "filters": request.query_string.decode()[:500]})
+                     detail={"rows": len(rows), "format": fmt, "filters": list_args()})
         if fmt == "csv":
             buffer = io.StringIO()
             writer = csv.writer(buffer)
