@@ -220,11 +220,14 @@ def build_models(spec: AppSpec) -> ModelSet:
                 )
             elif f.is_relation:
                 col = table.c[f.column_name]
+                # A relation to the same entity (a tree's parent) is many-to-one too.
+                remote = {"remote_side": [table.c.id]} if f.to == entity.name else {}
                 properties[f.name] = relationship(
                     lambda t=f.to: models.classes[t],
                     foreign_keys=[col],
                     primaryjoin=lambda col=col, t=f.to: col == models.classes[t].id,
                     lazy="select",
+                    **remote,
                 )
         for system_col in ("created_by", "updated_by"):
             col = table.c[f"{system_col}_id"]

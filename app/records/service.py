@@ -248,8 +248,13 @@ class RecordService:
 
     # -- validating --------------------------------------------------------------
 
-    def validate(self, values: dict[str, Any], obj: Any = None) -> dict[str, list[str]]:
-        """Return {field: [messages]} for the values (parsed; relations as objects/ids)."""
+    def validate(self, values: dict[str, Any], obj: Any = None, partial: bool = False,
+                 given: set[str] | None = None) -> dict[str, list[str]]:
+        """Return {field: [messages]} for the values (parsed; relations as objects/ids).
+
+        A new record (`obj` None or unsaved) must have its required fields unless
+        `partial` (checking some values only).
+        """
         errors: dict[str, list[str]] = {}
         for name, value in values.items():
             f = self.entity.field(name)
@@ -262,9 +267,9 @@ class RecordService:
                 reasons = self.unique_problem(f, value, obj)
             if reasons:
                 errors[name] = reasons
-        if obj is None or getattr(obj, "id", None) is None:
+        if not partial and (obj is None or getattr(obj, "id", None) is None):
             for f in self.entity.fields:
-                if f.required and f.name not in values and f.default is None \
+                if f.required and f.name not in (given or values) and f.default is None \
                         and not f.readonly:
                     errors.setdefault(f.name, [gettext(N_("This field is required."))])
         return errors
@@ -384,11 +389,9 @@ class RecordService:
     def _assign(self, obj: Any, values: dict[str, Any]) -> None:
         """Validate `values` and set them on `obj`; relations must be reachable ids."""
         values = self.clean_input(values)
-        errors = self.validate({k: v for k, v in values.items()
-                                if not self.entity.field(k).is_relation
-                                and self.entity.field(k).type != "user"}, obj)
         plain = {k: v for k, v in values.items()
                  if not self.entity.field(k).is_relation and self.entity.field(k).type != "user"}
+        errors = self.validate(plain, obj, given=set(values))
         related: dict[str, Any] = {}
         for name, value in values.items():
             f = self.entity.field(name)

@@ -78,7 +78,8 @@ def check_value(f: FieldSpec, value: Any) -> list[str]:
     if value is None or value == "":
         return [gettext(REQUIRED)] if f.required and not f.is_many else []
     if f.type == "enum" and value not in {c.key for c in f.choices}:
-        return [gettext(N_("Not a valid choice."))]
+        return [gettext(N_("'%(value)s' is not one of the choices: %(choices)s."),
+                        value=value, choices=", ".join(c.key for c in f.choices))]
     if f.type == "decimal" and isinstance(value, Decimal):
         problem = decimal_problem(f, value)
         if problem:

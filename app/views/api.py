@@ -89,6 +89,8 @@ class EntityApi(ModelRestApi):
                 values[name] = parse_input(raw, f)
             except CellError as exc:
                 errors[name] = [gettext(exc.message, **exc.params)]
+        if errors:  # report every field's problem at once, not just the unreadable ones
+            errors = {**records(self.entity.name).validate(values, partial=True), **errors}
         return values, errors
 
     def _record_response(self, obj: Any, status: int) -> Any:
@@ -157,6 +159,8 @@ def _columns(entity: EntitySpec, spec: AppSpec, fields: list[FieldSpec]) -> list
     for f in fields:
         if f.type == "user":
             columns += [f"{f.name}.id", f"{f.name}.username"]
+        elif f.is_relation and f.to == entity.name and not f.is_many:
+            columns.append(f.column_name)  # FAB cannot join a table to itself by a dotted name
         elif f.is_relation:
             target = spec.entity(f.to)  # type: ignore[arg-type]
             columns.append(f"{f.name}.id")

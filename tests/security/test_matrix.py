@@ -46,6 +46,14 @@ def value_for(f: FieldSpec) -> Any:
     return token[: min(f.max_length or 12, 12)]
 
 
+def me_paths(cond: Any) -> list[str]:
+    """The fields named by `$me.<path>` values in a condition."""
+    if cond.kind != "cmp":
+        return [p for item in cond.items for p in me_paths(item)]
+    value = cond.value
+    return value[4:].split(".") if isinstance(value, str) and value.startswith("$me.") else []
+
+
 class Owner:
     """Creates records owned (per every row rule of the schema) by one account."""
 
@@ -55,8 +63,13 @@ class Owner:
         self.cache: dict[str, int] = {}
 
     def ownership_fields(self, spec: AppSpec, entity: EntitySpec) -> set[str]:
-        return {rule.field for role in spec.roles for rule in role.rows
-                if rule.entity == entity.name}
+        """Every relation a row rule's path (or its `$me.<path>` value) walks through."""
+        names: set[str] = set()
+        for role in spec.roles:
+            for rule in role.rows:
+                names |= {part for path in rule.condition.fields() for part in path}
+                names |= set(me_paths(rule.condition))
+        return names
 
     def create(self, entity_name: str, fresh: bool = False) -> int:
         if not fresh and entity_name in self.cache:

@@ -81,7 +81,10 @@ def test_relation_picker_offers_only_visible_customers(crm_app: Flask, client_fo
 
 def test_row_filter_function_admin_none_operator_clause(crm_app: Flask) -> None:
     from app.context import Actor, acting_as
-    from app.security.rows import row_filter
+    from app.records import records
+
+    def row_filter(entity: str):
+        return records(entity).row_clause()
 
     d = setup_two_operators(crm_app)
     with crm_app.app_context():
@@ -101,8 +104,11 @@ def test_row_filter_function_admin_none_operator_clause(crm_app: Flask) -> None:
 
 def test_one_hop_and_user_field_rules_in_library(app_factory) -> None:
     from app.context import Actor, acting_as
-    from app.security.rows import row_filter
+    from app.records import records
     from tests.conftest import LIBRARY
+
+    def row_filter(entity: str):
+        return records(entity).row_clause()
 
     app = app_factory(LIBRARY, "sqlite")
     uid, _ = make_user(app, "reader")
@@ -142,7 +148,16 @@ def test_masked_phone_in_list_and_show_and_edit_keeps_value(crm_app: Flask, clie
 
 def test_manager_sees_clear_phone(crm_app: Flask, client_for) -> None:
     d = setup_two_operators(crm_app)
-    _uid, manager = make_user(crm_app, "manager")
+    uid, manager = make_user(crm_app, "manager")
+    # the manager heads a department; b's owner works in a department below it
+    top = add_row(crm_app, "department", name=f"D-{uuid.uuid4().hex[:8]}")
+    below = add_row(crm_app, "department", name=f"D-{uuid.uuid4().hex[:8]}", parent_id=top)
+    mine = employee_for(crm_app, uid)
+    with crm_app.app_context():
+        employee = state().models.model("employee")
+        state().db.session.get(employee, mine).department_id = top
+        state().db.session.get(employee, d["b"]["emp"]).department_id = below
+        state().db.session.commit()
     client = client_for(crm_app, manager)
     page = client.get(f"/customer/show/{d['b']['cust']}").data.decode()
     assert d["b"]["phone"] in page
