@@ -89,9 +89,11 @@ def import_command(entity: str, file: str, dry_run: bool, run_async: bool,
 @with_appcontext
 def export_command(entity: str, file: str, fmt: str | None) -> None:
     """Export every record of ENTITY to a CSV (UTF-8 with BOM) or XLSX file."""
-    from app.io.exporter import export_file
+    from app.io.jobs import audit_export, write_export
 
     with cli_language() as lang:
         _check_entity(entity)
-        count = export_file(entity, file, fmt=fmt, lang=lang)
+        fmt = "xlsx" if (fmt or Path(file).suffix.lstrip(".")).lower() == "xlsx" else "csv"
+        count = write_export(entity, file, fmt, lang=lang)
+        audit_export(entity, fmt, count, {}, Path(file).name)
         click.echo(gettext(N_("Exported %(count)s rows to %(path)s."), count=count, path=file))

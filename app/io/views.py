@@ -148,7 +148,8 @@ class EntityIOView(BaseView):
     @has_access
     def export(self) -> Any:
         """Export the list as shown (filters, search `q`, order); large ones as a job."""
-        from app.io.exporter import count_rows, export_file, stream_csv
+        from app.io.exporter import count_rows
+        from app.io.jobs import audit_export, stream_export_csv, write_export
 
         entity = self.entity
         fmt = "xlsx" if request.args.get("format") == "xlsx" else "csv"
@@ -163,13 +164,15 @@ class EntityIOView(BaseView):
             return redirect(url_for("JobsView.list"))
         filename = f"{entity.label.get(current_lang())}.{fmt}"
         if fmt == "csv":
-            response = Response(stream_with_context(stream_csv(entity.name)),
-                                mimetype="text/csv; charset=utf-8")
+            response = Response(
+                stream_with_context(stream_export_csv(entity.name, _export_args())),
+                mimetype="text/csv; charset=utf-8")
             response.headers["Content-Disposition"] = _attachment(filename)
             return response
         handle = tempfile.NamedTemporaryFile(suffix=".xlsx", delete=False)  # noqa: SIM115
         handle.close()
-        export_file(entity.name, handle.name, fmt="xlsx")
+        rows = write_export(entity.name, handle.name, "xlsx")
+        audit_export(entity.name, "xlsx", rows, _export_args())
         response = send_file(handle.name, as_attachment=True, download_name=filename,
                              mimetype=XLSX_MIME)
         response.call_on_close(lambda: Path(handle.name).unlink(missing_ok=True))
