@@ -13,7 +13,7 @@ import functools
 import logging
 from typing import Any
 
-from flask import has_request_context, request
+from flask import g, has_request_context, request
 from flask_login import user_logged_in, user_logged_out
 
 from app.context import Actor, current_actor
@@ -48,6 +48,8 @@ def install(app: Any, sm: Any) -> None:
         _safe_record("login", user)
 
     def on_logout(sender: Any, user: Any = None, **_: Any) -> None:
+        if g.get("sd_session_ended"):
+            return  # a revoked session's cookie was refused; the user did not log out
         if user is not None and getattr(user, "is_authenticated", False):
             _safe_record("logout", user)
 

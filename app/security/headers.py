@@ -120,9 +120,11 @@ def init_security(app: Flask, appbuilder: Any) -> None:
     init_csrf(app, appbuilder)
     from app.security.login_limit import init_login_limit
     from app.security.params import init_params
+    from app.security.sessions import init_sessions
 
     init_login_limit(app, appbuilder)
     init_params(app, appbuilder)
+    init_sessions(app, appbuilder)
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

@@ -72,6 +72,26 @@ class SchemaDeskSecurityManager(SecurityManager):
             record_failed_login(username)
         return user
 
+    def update_user(self, user: Any, commit: bool = True) -> Any:
+        """FAB's update; a new password ends the user's other sessions (app.security.sessions).
+
+        FAB's `reset_password` (an admin's reset, or users changing their own)
+        comes through here. Users who change their own password keep the
+        session they did it from; every other session of theirs is signed out.
+        """
+        import sqlalchemy as sa
+        from flask import has_request_context
+        from flask_login import current_user
+
+        from app.security.sessions import current_sid, revoke_user_sessions
+
+        new_password = sa.inspect(user).attrs.password.history.has_changes()
+        result = super().update_user(user, commit)
+        if new_password and result is not False:
+            own = has_request_context() and getattr(current_user, "id", None) == user.id
+            revoke_user_sessions(user.id, keep_sid=current_sid() if own else None)
+        return result
+
     def _has_view_access(self, user: object, permission_name: str, view_name: str) -> bool:
         """FAB's check, answered from the user's permissions loaded once per request.
 

@@ -285,6 +285,90 @@ def test_rate_limit_disabled_is_honoured(sqlite_crm_app: Flask) -> None:
         assert api_login(client, name, PASSWORD).status_code == 200
 
 
+# -- 4. sessions that die -----------------------------------------------------------------
+
+
+def session_cookie(client: Any) -> str:
+    return client.get_cookie("session").value
+
+
+def replay(app: Flask, cookie: str) -> Any:
+    """A new client holding someone's copied session cookie."""
+    client = app.test_client()
+    client.set_cookie("session", cookie)
+    return client
+
+
+def signed_in(client: Any) -> bool:
+    return client.get("/customer/list/").status_code == 200
+
+
+def session_rows(app: Flask, user_id: int) -> list[Any]:
+    with app.app_context():
+        table = state().models.system["user_session"]
+        query = sa.select(table).where(table.c.user_id == user_id).order_by(table.c.id)
+        return list(state().db.session.execute(query).mappings())
+
+
+def test_old_session_cookie_dies_at_logout(sqlite_crm_app: Flask, client_for: Any) -> None:
+    uid, name = make_user(sqlite_crm_app, "operator")
+    client = client_for(sqlite_crm_app, name)
+    assert signed_in(client)
+    copied = session_cookie(client)
+    assert signed_in(replay(sqlite_crm_app, copied))  # a copy works while the session lives
+    client.get("/logout/")
+    assert not signed_in(client)
+    stale = replay(sqlite_crm_app, copied)
+    assert not signed_in(stale)
+    assert stale.get("/api/v1/customer/").status_code == 401
+    row = session_rows(sqlite_crm_app, uid)[-1]
+    assert row["revoked_at"] is not None
+    assert row["ip"] == "127.0.0.1" and row["user_agent"]
+
+
+def test_admin_password_reset_ends_the_users_sessions(
+    sqlite_crm_app: Flask, client_for: Any
+) -> None:
+    uid, name = make_user(sqlite_crm_app, "operator")
+    first, second = client_for(sqlite_crm_app, name), client_for(sqlite_crm_app, name)
+    assert signed_in(first) and signed_in(second)
+    with sqlite_crm_app.test_client() as admin:
+        login(admin)
+        new = "New-Secret-2024"
+        response = admin.post(f"/resetpassword/form?pk={uid}",
+                              data={"password": new, "conf_password": new})
+        assert response.status_code == 302, response.data[-800:]
+        assert signed_in(admin)  # the admin's own session is untouched
+    assert not signed_in(first) and not signed_in(second)
+    assert all(row["revoked_at"] is not None for row in session_rows(sqlite_crm_app, uid))
+    fresh = sqlite_crm_app.test_client()
+    login(fresh, name, "New-Secret-2024")
+    assert signed_in(fresh)
+
+
+def test_own_password_change_keeps_this_session_and_ends_the_others(
+    sqlite_crm_app: Flask, client_for: Any
+) -> None:
+    _uid, name = make_user(sqlite_crm_app, "operator")
+    here, elsewhere = client_for(sqlite_crm_app, name), client_for(sqlite_crm_app, name)
+    new = "Mine-Changed-2024"
+    response = here.post("/resetmypassword/form", data={"password": new, "conf_password": new})
+    assert response.status_code == 302, response.data[-800:]
+    assert signed_in(here)
+    assert not signed_in(elsewhere)
+
+
+def test_signing_in_again_keeps_other_sessions(sqlite_crm_app: Flask, client_for: Any) -> None:
+    uid, name = make_user(sqlite_crm_app, "operator")
+    first = client_for(sqlite_crm_app, name)
+    second = client_for(sqlite_crm_app, name)
+    assert signed_in(first) and signed_in(second)
+    assert api_login(sqlite_crm_app.test_client(), name, PASSWORD).status_code == 200
+    assert signed_in(first)
+    live = [row for row in session_rows(sqlite_crm_app, uid) if row["revoked_at"] is None]
+    assert len(live) == 2 and len({row["sid"] for row in live}) == 2
+
+
 # -- 5. proxies ----------------------------------------------------------------------------
 
 
