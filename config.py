@@ -135,6 +135,12 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), production),
         "MAX_CONTENT_LENGTH": int(env.get("MAX_UPLOAD_MB", "100")) * 1024 * 1024,
+        # What one imported file may hold (app/io/reader.py): a hostile upload is refused
+        # with a message before it costs memory or time.
+        "IMPORT_MAX_UNCOMPRESSED_MB": int(env.get("IMPORT_MAX_UNCOMPRESSED_MB", "200")),
+        "IMPORT_MAX_SHARED_STRINGS_MB": int(env.get("IMPORT_MAX_SHARED_STRINGS_MB", "50")),
+        "IMPORT_MAX_CELL_CHARS": int(env.get("IMPORT_MAX_CELL_CHARS", "32767")),
+        "IMPORT_MAX_ROWS": int(env.get("IMPORT_MAX_ROWS", "1000000")),
         "JOB_INLINE_SYNC": False,
     }
     config.update(overrides)

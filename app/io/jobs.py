@@ -9,8 +9,10 @@ list's filters/search/order and the row count.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
+import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -46,8 +48,12 @@ def estimate_rows(path: str | Path) -> int | None:
 
 
 def import_job(ctx: JobContext, entity: str, path: str, dry_run: bool = False,
-               encoding: str | None = None, sheet: str | None = None, **_: Any) -> dict[str, Any]:
-    """Run an import as a job; progress in rows (only for users granted `import`)."""
+               encoding: str | None = None, sheet: str | None = None, preview: bool = False,
+               **_: Any) -> dict[str, Any]:
+    """Run an import as a job; progress in rows (only for users granted `import`).
+
+    `preview` (with `dry_run`): keep the result for the import page, which waits on it.
+    """
     from app.io.importer import import_file
 
     require_grant(entity, "import")
@@ -56,8 +62,34 @@ def import_job(ctx: JobContext, entity: str, path: str, dry_run: bool = False,
     ctx.progress(0, total, force=True)
     result = import_file(entity, path, dry_run=dry_run, encoding=encoding, sheet=sheet,
                          progress=lambda n, _t: ctx.progress(n, total))
+    if preview and dry_run:
+        save_preview(result, path)
     ctx.progress(result.total, result.total, force=True)
     return {"counts": result.counts(), "error_file": result.error_file}
+
+
+def preview_path(upload: str | Path) -> Path:
+    """Where the dry run of an uploaded file is kept for the import page (beside the file)."""
+    upload = Path(upload)
+    return upload.with_name(upload.name + ".preview.json")
+
+
+def save_preview(result: Any, upload: str | Path) -> None:
+    """Keep a dry run's result (an ImportResult) as JSON beside the uploaded file."""
+    preview_path(upload).write_text(
+        json.dumps(dataclasses.asdict(result), default=str, ensure_ascii=False), "utf-8")
+
+
+def load_preview(upload: str | Path) -> Any:
+    """The ImportResult kept by `save_preview`, or None."""
+    from app.io.importer import ImportResult, RowProblem
+
+    try:
+        data = json.loads(preview_path(upload).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    data["problems"] = [RowProblem(**p) for p in data.get("problems", [])]
+    return ImportResult(**data)
 
 
 class NotGranted(PermissionError):

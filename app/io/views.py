@@ -50,6 +50,17 @@ def _owned(name: str) -> bool:
     return bool(SAFE_NAME.match(name)) and name in session.get(SESSION_KEY, [])
 
 
+PREVIEW_SYNC_BYTES = 1024 * 1024  # about 10,000 rows: a preview of this answers in a second
+
+
+def _preview_as_job(path: Path) -> bool:
+    """Whether a file is large enough that its preview must run as a job, not in the request."""
+    from app.io.reader import unpacked_size
+
+    limit = int(current_app.config.get("IMPORT_PREVIEW_SYNC_BYTES") or PREVIEW_SYNC_BYTES)
+    return unpacked_size(path) > limit
+
+
 def _export_args() -> dict[str, list[str]]:
     return {k: request.args.getlist(k) for k in request.args if k not in ("format", "async")}
 
@@ -63,15 +74,19 @@ class EntityIOView(BaseView):
     @expose("/import", methods=["GET", "POST"])
     @has_access
     def import_file(self) -> Any:
-        """Upload a file; show what the import would do (a dry run) before it does it."""
+        """Upload a file; show what the import would do (a dry run) before it does it.
+
+        A large file is checked by a job instead (no request holds for long): the
+        page then waits at `?token=...&run=...`, refreshing until the preview is there.
+        """
         from app.io.importer import import_file
         from app.io.reader import FileError
 
         entity = self.entity
         if request.method == "GET":
-            return self.render_template("schemadesk/import.html", entity=entity,
-                                        label=entity.label.get(current_lang()),
-                                        encodings=ENCODINGS, result=None)
+            if request.args.get("token") and request.args.get("run"):
+                return self._preview_of_job()
+            return self._upload_form()
         upload = request.files.get("file")
         if upload is None or not upload.filename:
             flash(gettext(N_("Choose a CSV or XLSX file.")), "warning")
@@ -89,19 +104,76 @@ class EntityIOView(BaseView):
             encoding = None
         sheet = (request.form.get("sheet") or "").strip() or None
         try:
+            if _preview_as_job(path):
+                return self._start_preview_job(path, encoding, sheet, upload.filename)
             result = import_file(entity.name, path, dry_run=True, encoding=encoding, sheet=sheet)
         except FileError as exc:
             flash(gettext(exc.message, **exc.params), "danger")
             return redirect(request.url)
+        return self._preview(result, name, encoding, sheet, upload.filename)
+
+    def _upload_form(self, **headers: str) -> Any:
+        entity = self.entity
+        page = self.render_template("schemadesk/import.html", entity=entity,
+                                    label=entity.label.get(current_lang()),
+                                    encodings=ENCODINGS, result=None)
+        return page, 200, headers
+
+    def _preview(self, result: Any, token: str, encoding: str | None, sheet: str | None,
+                 filename: str) -> Any:
+        """The preview page of a dry run: counts, columns, rejected rows, the confirm button."""
+        entity = self.entity
         if result.error_file:
             _remember(Path(result.error_file).name)
         return self.render_template(
             "schemadesk/import.html", entity=entity, label=entity.label.get(current_lang()),
-            encodings=ENCODINGS, result=result, token=name, encoding=encoding or "",
-            sheet=sheet or "", filename=upload.filename,
+            encodings=ENCODINGS, result=result, token=token, encoding=encoding or "",
+            sheet=sheet or "", filename=filename,
             report=Path(result.error_file).name if result.error_file else None,
             field_label=lambda n: entity.field(n).label.get(current_lang()),
         )
+
+    def _start_preview_job(self, path: Path, encoding: str | None, sheet: str | None,
+                           filename: str) -> Any:
+        """Check a large file's limits now, dry-run it as a job, and wait on its page."""
+        from app.io.reader import Limits, check_xlsx, is_xlsx
+        from app.jobs import enqueue
+
+        if is_xlsx(path):
+            check_xlsx(path, Limits.from_config())  # a zip bomb is refused at once
+        run_id = enqueue("import", {
+            "entity": self.entity.name, "path": str(path), "dry_run": True,
+            "preview": True, "encoding": encoding, "sheet": sheet, "lang": current_lang(),
+            "filename": filename,
+        })
+        return redirect(url_for(".import_file", token=path.name, run=run_id,
+                                encoding=encoding or "", sheet=sheet or "", filename=filename))
+
+    def _preview_of_job(self) -> Any:
+        """The page a large file's preview waits on: refreshes until its job is done."""
+        from app.io.jobs import load_preview
+        from app.jobs import get_run
+
+        token = request.args.get("token", "")
+        run = get_run(int(request.args.get("run", "0") or 0)) \
+            if request.args.get("run", "").isdigit() else None
+        path = upload_dir("imports") / token
+        if not _owned(token) or run is None or run["params"].get("path") != str(path):
+            abort(404)
+        if run["status"] in ("queued", "running"):
+            flash(gettext(N_("The file is large, so it is checked in the background (job "
+                             "%(id)s, %(progress)s%%). This page refreshes by itself until the "
+                             "preview is ready."), id=run["id"], progress=run["progress"] or 0),
+                  "info")
+            return self._upload_form(Refresh="2")
+        result = load_preview(path) if run["status"] == "done" else None
+        if result is None:
+            flash(run.get("error") or gettext(N_("The check of the file did not finish; upload "
+                                                 "it again.")), "danger")
+            return self._upload_form()
+        return self._preview(result, token, request.args.get("encoding") or None,
+                             request.args.get("sheet") or None,
+                             request.args.get("filename") or token)
 
     @expose("/import/confirm", methods=["POST"])
     @has_access
