@@ -71,7 +71,7 @@ class Seeder:
             return dt.datetime(2024, 1, 1, 9, 30) + dt.timedelta(days=n % 300)
         if f.type == "phone":
             # scrambled, so that an order by phone is not the order of creation
-            return f"139{(n * 7919) % 10**8:08d}" if f.sensitive else f"021{66000000 + n:08d}"
+            return f"139{(n * 2654435761) % 10**8:08d}" if f.sensitive else f"021{66000000 + n:08d}"
         if f.type == "email":
             return f"{'sec' if f.sensitive else 'm'}{n:05d}@{self.prefix}.example.com"
         if f.type == "url":
@@ -79,7 +79,7 @@ class Seeder:
         length = f.max_length or f.length or 200
         if f.sensitive:
             # at least 12 characters so the mask keeps 4+4 and hides the middle
-            return f"SEC{880000000000 + (n * 7919) % 10**6}"[:length]
+            return f"SEC{880000000000 + (n * 2654435761) % 10**6}"[:length]
         return f"{f.name[:3]}{self.prefix}{n:04d}"[:length]
 
     # -- accounts ---------------------------------------------------------------
