@@ -83,7 +83,7 @@ def text_lines(fragment: str) -> list[str]:
 
 def flashes(page: str) -> list[str]:
     """The flashed messages of a page (a form that redirected without saving)."""
-    found = re.findall(r'class="alert alert-(?:danger|message|warning)[^"]*"[^>]*>(.*?)</div>',
+    found = re.findall(r'class="alert[^"]*"[^>]*>(.*?)</div>',
                        page, re.S)
     return [line for m in found for line in text_lines(re.sub(r"<button.*?</button>", "", m,
                                                               flags=re.S))]
