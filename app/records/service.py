@@ -20,6 +20,8 @@ JSON or a file.
 from __future__ import annotations
 
 import datetime as dt
+import random
+import time
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
@@ -46,7 +48,7 @@ from app.state import state
 _CURRENT = object()
 # Columns every entity has, in the order a reader expects them.
 SYSTEM_READ = ("id", "created_at", "updated_at", "created_by", "updated_by")
-WRITE_RETRIES = 3
+WRITE_RETRIES = 10
 
 
 class RecordError(Exception):
@@ -308,6 +310,7 @@ class RecordService:
                 # expected version the writer asked for last-write-wins: re-read.
                 if expected_version is not None or attempt == WRITE_RETRIES - 1:
                     raise
+                time.sleep(random.uniform(0, 0.02 * (attempt + 1)))
                 obj = self.get(obj.id, "update")
         return obj  # pragma: no cover - the loop returns or raises
 
@@ -317,13 +320,14 @@ class RecordService:
         self.require("create" if is_new else "update")
         if expected_version is not None and not is_new and obj.version != expected_version:
             raise Conflict(conflict_message())
+        if is_new:
+            self._apply_defaults(obj)
         if not checked:
             errors = self.validate(self._values_of(obj), obj)
             if errors:
                 self.session.rollback()
                 raise Invalid(first_message(errors), errors)
         if is_new:
-            self._apply_defaults(obj)
             self.session.add(obj)
         try:
             self.session.flush()
@@ -432,14 +436,31 @@ class RecordService:
         return found if f.is_many else found[0]
 
     def _values_of(self, obj: Any) -> dict[str, Any]:
-        return {f.name: getattr(obj, f.name) for f in self.entity.fields
-                if not f.is_relation and f.type != "user"}
+        """The field values of an object a form filled (relations as their objects)."""
+        values = {}
+        for f in self.entity.fields:
+            value = getattr(obj, f.name)
+            if value is None and f.is_foreign_key:
+                value = getattr(obj, f.column_name, None)  # set by id, not loaded
+            values[f.name] = value
+        return values
 
     def _apply_defaults(self, obj: Any) -> None:
         """`$me`/`$user` defaults and the row rule's owner, where the writer gave none."""
-        for column, value in self.new_record_defaults().items():
-            if getattr(obj, column, None) is None:
-                setattr(obj, column, value)
+        defaults = self.new_record_defaults()
+        for f in self.entity.fields:
+            if f.column_name not in defaults or getattr(obj, f.column_name, None) is not None \
+                    or getattr(obj, f.name, None) is not None:
+                continue
+            # Set the relation itself: a form may have set it to None, which would
+            # win over a bare foreign key at flush.
+            if f.type == "user":
+                from flask_appbuilder.security.sqla.models import User
+
+                target = self.session.get(User, defaults[f.column_name])
+            else:
+                target = self.session.get(state().models.model(f.to), defaults[f.column_name])
+            setattr(obj, f.name, target)
 
     def new_record_defaults(self) -> dict[str, Any]:
         """Column values a new record gets from `$me`/`$user` defaults and the owner rule.

@@ -84,7 +84,7 @@ class SpecInterface(SQLAInterface):
         """Order only by what the record service lets this user sort on."""
         if self.entity is not None and order_column \
                 and not records(self.entity.name).may_sort(order_column):
-            order_column, order_direction = "", ""
+            order_column, order_direction = default_order(self.entity)
         return super().apply_order_by(query, order_column, order_direction, *args, **kwargs)
 
     def apply_filters(self, query: Any, filters: Any) -> Any:
@@ -264,6 +264,16 @@ def boolean_formatter(value: Any) -> str:
     return gettext(N_("Yes")) if value else gettext(N_("No"))
 
 
+def default_order(entity: EntitySpec) -> tuple[str, str]:
+    """The entity's `order` (first key) as FAB's (column, direction)."""
+    order = entity.order[0] if entity.order else "-created_at"
+    direction = "desc" if order.startswith("-") else "asc"
+    name = order.lstrip("-")
+    if entity.has_field(name) and entity.field(name).is_foreign_key:
+        name = entity.field(name).column_name
+    return name, direction
+
+
 def make_view(entity: EntitySpec, model: type, session: Any) -> type[EntityView]:
     """Generate the ModelView class of one entity."""
     datamodel = SpecInterface(model, session, entity)
@@ -307,11 +317,7 @@ def make_view(entity: EntitySpec, model: type, session: Any) -> type[EntityView]
             formatters[f.name] = mask_formatter(entity, f, formatters.get(f.name))
         if vals:
             validators_columns[f.name] = vals
-    order = entity.order[0] if entity.order else "-created_at"
-    direction = "desc" if order.startswith("-") else "asc"
-    order_name = order.lstrip("-")
-    if entity.has_field(order_name) and entity.field(order_name).is_foreign_key:
-        order_name = entity.field(order_name).column_name
+    order_name, direction = default_order(entity)
     search = (
         list(entity.filters)
         or [f.name for f in entity.fields if not f.is_many and not f.encrypted][:5]
@@ -356,6 +362,7 @@ def make_view(entity: EntitySpec, model: type, session: Any) -> type[EntityView]
         "formatters_columns": formatters,
         "validators_columns": validators_columns,
         "add_form_query_rel_fields": picker_filters(entity, state().spec),
+        "search_form_query_rel_fields": picker_filters(entity, state().spec),
         "edit_form_query_rel_fields": picker_filters(entity, state().spec),
         "add_form_extra_fields": dict(extra_fields),
         "edit_form_extra_fields": {**extra_fields, VERSION_FIELD: version_field(entity)},

@@ -109,7 +109,9 @@ def test_orm_bulk_update_by_primary_key_and_where(ctx: Any) -> None:
     session.add_all(tags)
     session.commit()
     mark = last_id()
-    session.execute(sa.update(model), [{"id": t.id, "color": "grey"} for t in tags])
+    # with the optimistic-lock version column, a bulk update by primary key names it
+    session.execute(sa.update(model), [{"id": t.id, "version": t.version, "color": "grey"}
+                                       for t in tags])
     session.execute(sa.update(model).where(model.id == tags[0].id).values(color="purple"))
     session.commit()
     rows = entries(mark, entity="tag")

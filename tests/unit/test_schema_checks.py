@@ -230,8 +230,26 @@ CASES: list[tuple[str, str, str, str]] = [
     (
         "SD-E154",
         "customer: {owner: $user}",
-        "customer: {owner: $me}",
+        "customer: {owner: $boss}",
         "roles.operator.rows.customer.owner",
+    ),
+    (
+        "SD-E156",
+        "customer: {owner: $user}",
+        "customer: {owner: {near: $user}}",
+        "roles.operator.rows.customer.owner.near",
+    ),
+    (
+        "SD-E157",
+        "customer: {owner: $user}",
+        "customer: {owner: {under: $me}}",
+        "roles.operator.rows.customer.owner.under",
+    ),
+    (
+        "SD-E158",
+        "customer: {owner: $user}",
+        "customer: {name.owner: $user}",
+        "roles.operator.rows.customer.name.owner",
     ),
     (
         "SD-E155",
