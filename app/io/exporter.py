@@ -60,7 +60,6 @@ def build_query(session: Session, entity_name: str, use_list_args: bool = True) 
     from flask_appbuilder.urltools import get_filter_args, get_order_args
 
     st = state()
-    entity = st.spec.entity(entity_name)
     model = st.models.model(entity_name)
     view = st.views.get(entity_name)
     query = session.query(model)

@@ -354,31 +354,23 @@ class Importer:
                     reasons.append(gettext(
                         N_("Another %(entity)s already has this %(field)s."),
                         entity=entity.label.get(lang), field=f.label.get(lang)))
+            # a cell that could not be read already has its reason: not "required" too
+            unreadable = {f.name for f in mapping.values()
+                          if not f.is_relation and f.type != "user" and f.name not in values}
             if current is None:
-                for f in entity.fields:
-                    if f.is_many or f.readonly:
-                        continue
-                    if columns.get(f.column_name) is None and column_default(f) is not None:
-                        default = column_default(f)
-                        columns[f.column_name] = default() if callable(default) else default
-                    if f.required and columns.get(f.column_name) is None \
-                            and f.name not in relations:
-                        reasons.append(f"{f.label.get(lang)}: " + gettext(
-                            N_("This field is required.")))
                 for column, value in defaults.items():
                     if columns.get(column) is None:
                         columns[column] = value
-            else:
-                for f in mapping.values():
-                    # a blank cell means what it means on a new record: the default
-                    if not f.is_many and f.name not in relations and column_default(f) is not None \
-                            and columns.get(f.column_name) is None:
-                        default = column_default(f)
-                        columns[f.column_name] = default() if callable(default) else default
-                    if f.required and not f.is_many and columns.get(f.column_name) is None \
-                            and f.name not in relations:
-                        reasons.append(f"{f.label.get(lang)}: " + gettext(
-                            N_("This field is required.")))
+            # a blank cell means what it means on a new record: the default
+            for f in (entity.fields if current is None else mapping.values()):
+                if f.is_many or f.readonly or f.name in relations or f.name in unreadable:
+                    continue
+                if columns.get(f.column_name) is None and column_default(f) is not None:
+                    default = column_default(f)
+                    columns[f.column_name] = default() if callable(default) else default
+                if f.required and columns.get(f.column_name) is None:
+                    reasons.append(f"{f.label.get(lang)}: " + gettext(
+                        N_("This field is required.")))
             for f in unique_fields:
                 if values.get(f.name) is not None:
                     self.seen.setdefault(f.name, {}).setdefault(values[f.name], line)

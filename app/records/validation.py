@@ -101,20 +101,3 @@ def decimal_problem(f: FieldSpec, value: Decimal) -> str | None:
     if len(value.quantize(quantum).as_tuple().digits) > f.precision:
         return gettext(N_("Too many digits (at most %(precision)s)."), precision=f.precision)
     return None
-
-
-class FieldCheck:
-    """WTForms adapter: the form runs the same checks as the API and the importer."""
-
-    field_flags: dict[str, bool] = {}
-
-    def __init__(self, f: FieldSpec):
-        self.field = f
-
-    def __call__(self, form: Any, field: Any) -> None:
-        data = field.data
-        if data is None or data == "":
-            return  # required is WTForms' own DataRequired/InputRequired
-        reasons = check_value(self.field, data)
-        if reasons:
-            raise validators.ValidationError(reasons[0])

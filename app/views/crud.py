@@ -8,15 +8,13 @@ from typing import Any
 
 from flask import flash, g, request
 from flask_appbuilder import ModelView, action
-from flask_appbuilder.fieldwidgets import Select2Widget
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import LazyString
-from wtforms import SelectField, validators
+from wtforms import validators
 
 from app.i18n import N_, current_lang, gettext
 from app.records import RecordError, records
-from app.records.validation import FieldCheck
 from app.schema.spec import ACTIONS, EntitySpec, FieldSpec, Label
 from app.security.views import (
     VERSION_FIELD,
@@ -29,6 +27,7 @@ from app.security.views import (
     version_field,
 )
 from app.state import state
+from app.views.fields import SpecField
 
 PAGE_SIZES = (10, 20, 50, 100)
 
@@ -228,14 +227,6 @@ class EntityView(SecuredViewMixin, ModelView):
         return redirect(self.get_redirect())
 
 
-def field_validators(f: FieldSpec) -> list[Any]:
-    """The form's validators: the record service's checks (required is FAB's, from NOT NULL)."""
-    result: list[Any] = [FieldCheck(f)]
-    if not f.required:
-        result.insert(0, validators.Optional())
-    return result
-
-
 class UniqueValue:
     """Refuse a value another record already has, saying which field (the service's check)."""
 
@@ -291,32 +282,19 @@ def make_view(entity: EntitySpec, model: type, session: Any) -> type[EntityView]
     all_columns = [f.name for f in entity.fields]
     extra_fields: dict[str, Any] = {}
     formatters: dict[str, Any] = {}
-    validators_columns: dict[str, list[Any]] = {}
     for f in entity.fields:
         if f.type == "enum":
-            choices = [(c.key, lazy_label(c.label)) for c in f.choices]
-            if not f.required:
-                choices.insert(0, ("", "—"))
-            extra_fields[f.name] = SelectField(
-                lazy_label(f.label),
-                choices=choices,
-                default=f.default,
-                widget=Select2Widget(),
-                validators=[validators.DataRequired()] if f.required else [validators.Optional()],
-                coerce=lambda v: v or None,
-                description=lazy_label(f.help) if f.help else "",
-            )
             formatters[f.name] = enum_formatter(f)
         elif f.type == "boolean":
             formatters[f.name] = boolean_formatter
-        vals = field_validators(f) if f.type != "enum" else []
-        if f.unique:
-            vals.append(UniqueValue(f, entity))
         if f.sensitive:
-            vals.insert(0, KeepMasked(entity, f))
             formatters[f.name] = mask_formatter(entity, f, formatters.get(f.name))
-        if vals:
-            validators_columns[f.name] = vals
+        if f.is_relation or f.type == "user":
+            continue
+        # Every other field reads typed text like the API and the importer do.
+        vals: list[Any] = [UniqueValue(f, entity)] if f.unique else []
+        extra_fields[f.name] = SpecField(
+            f, validators=vals, keep_masked=KeepMasked(entity, f) if f.sensitive else None)
     order_name, direction = default_order(entity)
     search = (
         list(entity.filters)
@@ -360,7 +338,6 @@ def make_view(entity: EntitySpec, model: type, session: Any) -> type[EntityView]
             f.name: lazy_label(f.help) for f in entity.fields if f.help is not None
         },
         "formatters_columns": formatters,
-        "validators_columns": validators_columns,
         "add_form_query_rel_fields": picker_filters(entity, state().spec),
         "search_form_query_rel_fields": picker_filters(entity, state().spec),
         "edit_form_query_rel_fields": picker_filters(entity, state().spec),
