@@ -76,6 +76,12 @@ class ListArgs:
         self._views()
         filters = getattr(self._by_endpoint.get(request.blueprint or ""), "_filters", None)
         if filters is None:
+            # /<entity>/export, /<entity>/charts/...: the entity's list filters apply
+            from app.state import state
+
+            entity_view = state().views.get(request.path.strip("/").split("/")[0])
+            filters = getattr(entity_view, "_filters", None)
+        if filters is None:
             return False
         # FAB indexes every column's filters (add/edit prefill uses any column).
         offered = getattr(filters, "_all_filters", None) or filters.get_search_filters()
