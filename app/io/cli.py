@@ -89,7 +89,7 @@ def import_command(entity: str, file: str, dry_run: bool, run_async: bool,
 @with_appcontext
 def export_command(entity: str, file: str, fmt: str | None) -> None:
     """Export every record of ENTITY to a CSV (UTF-8 with BOM) or XLSX file."""
-    from app.io.jobs import audit_export, write_export
+    from app.io.exporter import audit_export, write_export
 
     with cli_language() as lang:
         _check_entity(entity)

@@ -13,7 +13,7 @@ import contextlib
 import csv
 import datetime as dt
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 from flask import current_app, has_request_context
 from sqlalchemy.orm import Session
 
+from app.audit import record_event
 from app.i18n import N_, current_lang, gettext
 from app.io.importer import neutralise
 from app.records import records
@@ -147,60 +148,64 @@ def iter_rows(entity_name: str, args: dict[str, Any] | None = None, lang: str | 
     return rows()
 
 
-def stream_csv(entity_name: str, args: dict[str, Any] | None = None,
-               lang: str | None = None) -> Iterator[bytes]:
-    """Return an iterator of the CSV bytes (UTF-8 with BOM) of an export, batch by batch."""
-    entity = state().spec.entity(entity_name)
-    head = headers(entity, lang)
-    rows = iter_rows(entity_name, args, lang, for_csv=True)
-
-    def chunks() -> Iterator[bytes]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        buffer.write("\ufeff")
-        writer.writerow(head)
-        for number, row in enumerate(rows, 1):
-            writer.writerow(row)
-            if number % BATCH == 0:
-                yield buffer.getvalue().encode("utf-8")
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue().encode("utf-8")
-
-    return chunks()
+LIST_ARG_PREFIXES = ("_flt_", "_oc_", "_od_")
 
 
-def export_file(entity_name: str, path: str | Path, fmt: str | None = None,
-                args: dict[str, Any] | None = None, lang: str | None = None,
-                progress: Callable[[int, int | None], None] | None = None) -> int:
-    """Write the export of `entity_name` to `path` (csv or xlsx); return the row count."""
-    path = Path(path)
-    fmt = (fmt or path.suffix.lstrip(".") or "csv").lower()
-    entity = state().spec.entity(entity_name)
+def csv_chunks(head: list[str], rows: Iterator[list[Any]]) -> Iterator[tuple[bytes, int]]:
+    """Yield the CSV bytes (UTF-8 with BOM, for Excel) batch by batch, with the rows so far."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    buffer.write("\ufeff")
+    writer.writerow(head)
+    count = 0
+    for count, row in enumerate(rows, 1):
+        writer.writerow(row)
+        if count % BATCH == 0:
+            yield buffer.getvalue().encode("utf-8"), count
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode("utf-8"), count
+
+
+def write_export(entity: str, path: str | Path, fmt: str, args: dict[str, Any] | None = None,
+                 lang: str | None = None,
+                 progress: Callable[[int], None] | None = None) -> int:
+    """Write the export of the list (`args`, or the current request's) to `path`; return rows.
+
+    Not audited here: the caller records the export with `audit_export`.
+    """
+    lang = lang or current_lang()
+    head = headers(state().spec.entity(entity), lang)
+    rows = iter_rows(entity, args, lang, for_csv=fmt != "xlsx")
     count = 0
     if fmt == "xlsx":
         from openpyxl import Workbook
 
         workbook = Workbook(write_only=True)
-        sheet = workbook.create_sheet(entity.label.get(lang or current_lang())[:31])
-        sheet.append(headers(entity, lang))
-        for row in iter_rows(entity_name, args, lang, for_csv=False):
+        sheet = workbook.create_sheet(state().spec.entity(entity).label.get(lang)[:31])
+        sheet.append(head)
+        for count, row in enumerate(rows, 1):
             sheet.append(row)
-            count += 1
             if progress is not None and count % 10000 == 0:
-                progress(count, None)
+                progress(count)
         workbook.save(path)
-    else:
-        with open(path, "wb") as fh:
-            for chunk in stream_csv(entity_name, args, lang):
-                fh.write(chunk)
-                count += chunk.count(b"\n")
-                if progress is not None:
-                    progress(count, None)
-        count -= 1  # the header line
-        if count < 0:
-            count = 0
-    _audit(entity_name, path, count, args)
+        return count
+    with open(path, "wb") as fh:
+        for chunk, count in csv_chunks(head, rows):
+            fh.write(chunk)
+            if progress is not None:
+                progress(count)
+    return count
+
+
+def export_file(entity_name: str, path: str | Path, fmt: str | None = None,
+                args: dict[str, Any] | None = None, lang: str | None = None,
+                progress: Callable[[int], None] | None = None) -> int:
+    """Write the export of `entity_name` to `path` (csv or xlsx), audit it; return the rows."""
+    path = Path(path)
+    fmt = (fmt or path.suffix.lstrip(".") or "csv").lower()
+    count = write_export(entity_name, path, fmt, args, lang, progress)
+    audit_export(entity_name, fmt, count, args, path.name)
     return count
 
 
@@ -213,15 +218,26 @@ def count_rows(entity_name: str) -> int:
         session.close()
 
 
-def _audit(entity_name: str, path: Path, count: int, args: dict[str, Any] | None) -> None:
-    try:
-        from app.audit import record_event
+def list_args(args: Mapping[str, Any] | None) -> dict[str, list[str]]:
+    """Return the list's filters, search and order (`_flt_*`, `q`, `_oc_*`, `_od_*`) of `args`."""
+    result = {}
+    for key in sorted(args or {}):
+        if key == "q" or key.startswith(LIST_ARG_PREFIXES):
+            value = args[key]  # type: ignore[index]
+            result[key] = [str(v) for v in value] if isinstance(value, list | tuple) \
+                else [str(value)]
+    return result
 
-        record_event("export", entity=entity_name, title=path.name,
-                     detail={"file": path.name, "rows": count,
-                             "filters": {k: v for k, v in (args or {}).items()}})
-    except (ImportError, ModuleNotFoundError):  # audit capture not installed yet
-        pass
+
+def audit_export(entity: str, fmt: str, rows: int, args: Mapping[str, Any] | None,
+                 file: str | None = None, complete: bool = True) -> None:
+    """Record the audit `export` entry of one export (`complete=False`: the download broke off)."""
+    detail: dict[str, Any] = {"format": fmt, "rows": rows, "filters": list_args(args)}
+    if file:
+        detail["file"] = file
+    if not complete:
+        detail["complete"] = False
+    record_event("export", entity=entity, title=file, detail=detail)
 
 
 def template_rows(entity: EntitySpec, lang: str) -> tuple[list[str], list[Any], list[list[str]]]:

@@ -25,7 +25,7 @@ from flask import current_app
 
 from app.context import current_actor
 from app.i18n import N_, current_lang, gettext
-from app.io.reader import FileError, open_table
+from app.io.reader import FileError, TooLong, open_table
 from app.models import column_default, utcnow
 from app.records import records
 from app.records.validation import check_value
@@ -237,6 +237,9 @@ class Importer:
             for index, f in mapping.items():
                 raw = cells[index] if index < len(cells) else None
                 label = f.label.get(lang)
+                if isinstance(raw, TooLong):
+                    reasons.append(f"{label}: {raw.reason()}")
+                    continue
                 if f.is_many:
                     many[f.name] = split_many(raw)
                     rel_texts.setdefault(f.name, set()).update(many[f.name])

@@ -8,23 +8,17 @@ list's filters/search/order and the row count.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as dt
-import io
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from flask import current_app
 
-from app.audit import record_event
 from app.i18n import N_, current_lang
 from app.jobs import JobContext, register_kind
-
-LIST_ARG_PREFIXES = ("_flt_", "_oc_", "_od_")
-CSV_BATCH = 1000
 
 
 def estimate_rows(path: str | Path) -> int | None:
@@ -122,78 +116,6 @@ def export_dir() -> Path:
     return path
 
 
-def list_args(args: Mapping[str, Any] | None) -> dict[str, list[str]]:
-    """Return the list's filters, search and order (`_flt_*`, `q`, `_oc_*`, `_od_*`) of `args`."""
-    result = {}
-    for key in sorted(args or {}):
-        if key == "q" or key.startswith(LIST_ARG_PREFIXES):
-            value = args[key]  # type: ignore[index]
-            result[key] = [str(v) for v in value] if isinstance(value, list | tuple) \
-                else [str(value)]
-    return result
-
-
-def audit_export(entity: str, fmt: str, rows: int, args: Mapping[str, Any] | None,
-                 file: str | None = None, complete: bool = True) -> None:
-    """Record the audit `export` entry of one export (`complete=False`: the download broke off)."""
-    detail: dict[str, Any] = {"format": fmt, "rows": rows, "filters": list_args(args)}
-    if file:
-        detail["file"] = file
-    if not complete:
-        detail["complete"] = False
-    record_event("export", entity=entity, title=file, detail=detail)
-
-
-def write_export(entity: str, path: str | Path, fmt: str, args: dict[str, Any] | None = None,
-                 lang: str | None = None,
-                 progress: Callable[[int], None] | None = None) -> int:
-    """Write the export of the list (`args`, or the current request's) to `path`; return rows.
-
-    Not audited here: the caller records the export with `audit_export`.
-    """
-    from app.io.exporter import headers, iter_rows
-    from app.state import state
-
-    lang = lang or current_lang()
-    head = headers(state().spec.entity(entity), lang)
-    rows = iter_rows(entity, args, lang, for_csv=fmt != "xlsx")
-    count = 0
-    if fmt == "xlsx":
-        from openpyxl import Workbook
-
-        workbook = Workbook(write_only=True)
-        sheet = workbook.create_sheet(state().spec.entity(entity).label.get(lang)[:31])
-        sheet.append(head)
-        for count, row in enumerate(rows, 1):
-            sheet.append(row)
-            if progress is not None and count % 10000 == 0:
-                progress(count)
-        workbook.save(path)
-        return count
-    with open(path, "wb") as fh:
-        for chunk, count in csv_chunks(head, rows):
-            fh.write(chunk)
-            if progress is not None:
-                progress(count)
-    return count
-
-
-def csv_chunks(head: list[str], rows: Iterator[list[Any]]) -> Iterator[tuple[bytes, int]]:
-    """Yield the CSV bytes (UTF-8 with BOM, for Excel) batch by batch, with the rows so far."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    buffer.write("\ufeff")
-    writer.writerow(head)
-    count = 0
-    for count, row in enumerate(rows, 1):
-        writer.writerow(row)
-        if count % CSV_BATCH == 0:
-            yield buffer.getvalue().encode("utf-8"), count
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode("utf-8"), count
-
-
 def stream_export_csv(entity: str, args: dict[str, Any],
                       lang: str | None = None) -> Iterator[bytes]:
     """Return the CSV download of the current list as a stream; audited when it ends.
@@ -202,7 +124,7 @@ def stream_export_csv(entity: str, args: dict[str, Any],
     when the stream ends, with the rows sent (and `complete: false` if the
     client went away before the end).
     """
-    from app.io.exporter import headers, iter_rows
+    from app.io.exporter import audit_export, csv_chunks, headers, iter_rows
     from app.state import state
 
     lang = lang or current_lang()
@@ -226,8 +148,9 @@ def export_job(ctx: JobContext, entity: str, format: str = "csv",
                args: dict[str, Any] | None = None, lang: str | None = None,
                **_: Any) -> dict[str, Any]:
     """Run an export of the list (its query args) as a job; the file is the result."""
-    require_grant(entity, "export")
+    from app.io.exporter import audit_export, write_export
 
+    require_grant(entity, "export")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = export_dir() / f"{entity}-{stamp}-{ctx.run_id}.{format}"
     count = write_export(entity, path, format, args or {}, lang,

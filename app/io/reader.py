@@ -24,7 +24,7 @@ from typing import Any
 
 from flask import current_app, has_app_context
 
-from app.i18n import N_
+from app.i18n import N_, gettext
 
 SAMPLE_BYTES = 512 * 1024
 CHINESE_FAMILY = {"gb2312", "gbk", "gb18030", "hz", "big5", "cp936"}
@@ -175,6 +175,27 @@ def too_many_rows(limits: Limits) -> FileError:
                         "smaller files."), max=f"{limits.rows:,}")
 
 
+@dataclass(frozen=True)
+class TooLong:
+    """A cell longer than IMPORT_MAX_CELL_CHARS, kept out of the row: a problem of its line."""
+
+    length: int
+    limit: int
+
+    def reason(self) -> str:
+        return gettext(N_("The cell is too long (%(length)s characters; at most %(max)s)."),
+                       length=f"{self.length:,}", max=f"{self.limit:,}")
+
+    def __str__(self) -> str:
+        return ""
+
+
+def mark_long_cells(cells: list[Any], limits: Limits) -> list[Any]:
+    """Return the row with every over-long cell replaced by a `TooLong` marker."""
+    return [TooLong(len(v), limits.cell_chars)
+            if isinstance(v, str) and len(v) > limits.cell_chars else v for v in cells]
+
+
 def check_cells(line: int, cells: list[Any], headers: list[str], limits: Limits) -> None:
     """Refuse a row with a cell longer than IMPORT_MAX_CELL_CHARS, naming line and column."""
     for index, value in enumerate(cells):
@@ -235,8 +256,7 @@ def read_csv(path: Path, encoding: str | None = None, limits: Limits | None = No
                     count += 1
                     if count > limits.rows:
                         raise too_many_rows(limits)
-                    check_cells(start, cells, headers, limits)
-                    yield start, cells
+                    yield start, mark_long_cells(cells, limits)
                 start = reader.line_num + 1
         except UnicodeDecodeError:
             raise FileError(
@@ -300,9 +320,7 @@ def read_xlsx(path: Path, sheet: str | None = None, limits: Limits | None = None
                     count += 1
                     if count > limits.rows:
                         raise too_many_rows(limits)
-                    cells = list(values)
-                    check_cells(number, cells, headers, limits)  # type: ignore[arg-type]
-                    yield number, cells
+                    yield number, mark_long_cells(list(values), limits)
         finally:
             workbook.close()
 

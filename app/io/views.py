@@ -220,8 +220,8 @@ class EntityIOView(BaseView):
     @has_access
     def export(self) -> Any:
         """Export the list as shown (filters, search `q`, order); large ones as a job."""
-        from app.io.exporter import count_rows
-        from app.io.jobs import audit_export, stream_export_csv, write_export
+        from app.io.exporter import audit_export, count_rows, write_export
+        from app.io.jobs import stream_export_csv
 
         entity = self.entity
         fmt = "xlsx" if request.args.get("format") == "xlsx" else "csv"
