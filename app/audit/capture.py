@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from app.audit import chain
 from app.context import Actor, current_actor
+from app.records.masking import logged_value
 from app.schema.spec import EntitySpec, FieldSpec
 
 VALUE_LIMIT = 1000  # characters of one value kept in a diff (TEXT is 64 KB on MariaDB)
@@ -417,7 +418,7 @@ class Capture:
                               "count_before": len(b), "count_after": len(a)}
                 continue
             if spec is not None and spec.sensitive:
-                b, a = _mask(spec, b), _mask(spec, a)
+                b, a = logged_value(spec, b), logged_value(spec, a)
                 diff[name] = {"before": b, "after": a, "masked": True}
             else:
                 diff[name] = {"before": b, "after": a}
@@ -540,18 +541,6 @@ def plain(value: Any) -> Any:
 
 def _limit(text: str) -> str:
     return text if len(text) <= VALUE_LIMIT else text[: VALUE_LIMIT - 1] + "…"
-
-
-def _mask(spec: FieldSpec, value: Any) -> Any:
-    if value is None or value == "":
-        return value
-    from app.records.masking import mask_value
-
-    if isinstance(value, list):
-        return [mask_value(spec, v) for v in value]
-    if isinstance(value, dict):
-        return {"id": value.get("id"), "title": mask_value(spec, value.get("title"))}
-    return mask_value(spec, value)
 
 
 def _pk(obj: Any) -> str | None:

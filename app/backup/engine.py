@@ -18,7 +18,9 @@ from app.state import state
 
 # Where a restore keeps the current audit log while it replaces every table.
 AUDIT_KEEP_TABLE = "schemadesk_restore_audit"
-SKIPPED_TABLES = ("alembic_version", AUDIT_KEEP_TABLE)
+# Sign-in sessions are not data: a backup never carries them, and a restore (which
+# recreates every table) ends them all, so no logged-out session comes back.
+SKIPPED_TABLES = ("alembic_version", AUDIT_KEEP_TABLE, "user_session")
 
 
 def app_url() -> str:

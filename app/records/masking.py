@@ -87,4 +87,19 @@ def sees_sensitive(user: Any, entity_name: str) -> bool:
     return cache[key]
 
 
-__all__ = ["is_masked", "mask_value", "sees_sensitive"]
+def logged_value(field: FieldSpec, value: Any) -> Any:
+    """The form a sensitive value takes in the audit log: masked, for every reader.
+
+    The clear value never enters the log, so no auditor export or diff can show
+    it; relation titles (`{"id", "title"}`) and lists are masked item by item.
+    """
+    if value is None or value == "":
+        return value
+    if isinstance(value, list):
+        return [mask_value(field, v) for v in value]
+    if isinstance(value, dict):
+        return {"id": value.get("id"), "title": mask_value(field, value.get("title"))}
+    return mask_value(field, value)
+
+
+__all__ = ["is_masked", "logged_value", "mask_value", "sees_sensitive"]

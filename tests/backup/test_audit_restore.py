@@ -66,3 +66,19 @@ def _tables() -> list[str]:
     import sqlalchemy as sa
 
     return sa.inspect(state().db.engine).get_table_names()
+
+
+def test_restore_ends_every_sign_in_session(app_factory, tmp_path):
+    from tests.conftest import login
+
+    app = app_factory(CRM, "sqlite")
+    with app.app_context():
+        path = create_backup(tmp_path / "sessions.sdbackup")
+        state().db.session.remove()
+    with app.test_client() as client:
+        login(client)  # signed in after the backup was taken
+        assert client.get("/customer/list/").status_code == 200
+        result = invoke(app, backup_cli, ["restore", "--force", str(path)])
+        assert result.exit_code == 0, result.output
+        response = client.get("/customer/list/")
+        assert response.status_code == 302 and "/login" in response.headers["Location"]
