@@ -27,7 +27,7 @@ from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
-from flask import has_request_context
+from flask import g, has_request_context
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -81,8 +81,19 @@ class Conflict(RecordError):
 
 
 def records(entity_name: str, user: Any = _CURRENT) -> RecordService:
-    """Return the record service of `entity_name` for `user` (default: who acts now)."""
-    return RecordService(entity_name, user)
+    """Return the record service of `entity_name` for `user` (default: who acts now).
+
+    Within a web request the service of the acting user is made once per entity:
+    a list page asks it for every masked cell.
+    """
+    if user is not _CURRENT or not has_request_context():
+        return RecordService(entity_name, user)
+    acting = current_user_record()
+    cache = g.setdefault("_sd_records", {})
+    key = (entity_name, getattr(acting, "id", None))
+    if key not in cache:
+        cache[key] = RecordService(entity_name, acting)
+    return cache[key]
 
 
 class RecordService:
@@ -208,14 +219,20 @@ class RecordService:
         self.require("read")
         return self.scoped(self.session.query(self.model)).options(*self.eager_options())
 
-    def get(self, pk: Any, action: str = "read") -> Any:
-        """Return the record `pk` if the user reaches it (and may `action`), else raise."""
+    def get(self, pk: Any, action: str = "read", lock: bool = False) -> Any:
+        """Return the record `pk` if the user reaches it (and may `action`), else raise.
+
+        `lock` reads it `FOR UPDATE` (fresh, and held until the transaction ends),
+        so writers without an expected version queue up instead of colliding.
+        """
         self.require(action)
         try:
             pk = int(pk)
         except (TypeError, ValueError):
             raise NotFound(gettext(N_("No such record."))) from None
         query = self.scoped(self.session.query(self.model).filter(self.model.id == pk))
+        if lock:
+            query = query.with_for_update().populate_existing()
         obj = query.first()
         if obj is None:
             raise NotFound(gettext(N_("No such record.")))
@@ -311,7 +328,7 @@ class RecordService:
                 if expected_version is not None or attempt == WRITE_RETRIES - 1:
                     raise
                 time.sleep(random.uniform(0, 0.02 * (attempt + 1)))
-                obj = self.get(obj.id, "update")
+                obj = self.get(obj.id, "update", lock=True)
         return obj  # pragma: no cover - the loop returns or raises
 
     def save(self, obj: Any, is_new: bool, checked: bool = False,

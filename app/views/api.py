@@ -121,11 +121,12 @@ class EntityApi(ModelRestApi):
 
     def put_headless(self, pk: Any) -> Any:
         service = records(self.entity.name)
+        expected = if_match_version()
         try:
-            obj = service.get(pk, "update")
+            # without If-Match, last write wins: queue behind other writers of the row
+            obj = service.get(pk, "update", lock=expected is None)
         except RecordError as exc:
             return self._refused(exc)
-        expected = if_match_version()
         if expected == "bad":
             return self.response(412, message=gettext(N_("If-Match must be an ETag of this "
                                                          "record.")))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal
 from typing import Any
 
 from flask import flash, g, request
@@ -15,6 +13,8 @@ from wtforms import validators
 
 from app.i18n import N_, current_lang, gettext
 from app.records import RecordError, records
+from app.records.values import CellError, parse_input
+from app.schema.conditions import SYSTEM_FIELDS
 from app.schema.spec import ACTIONS, EntitySpec, FieldSpec, Label
 from app.security.views import (
     VERSION_FIELD,
@@ -105,7 +105,7 @@ class SpecInterface(SQLAInterface):
                 else [values]
             )
             for value in items:
-                coerced = coerce_filter_value(self.obj, flt.column_name, value)
+                coerced = coerce_filter_value(self.entity, flt.column_name, value)
                 if coerced is not INVALID:
                     query = flt.apply(query, coerced)
         return query
@@ -140,46 +140,30 @@ class SpecInterface(SQLAInterface):
 
 
 INVALID = object()
-TRUE_WORDS = {"y", "yes", "true", "1", "on", "是"}
-FALSE_WORDS = {"n", "no", "false", "0", "off", "否"}
+PARSED_FILTER_TYPES = ("integer", "decimal", "boolean", "date", "datetime", "enum")
 
 
-def coerce_filter_value(model: type, column_name: str, value: Any) -> Any:
-    """Return `value` converted to the column's type, or INVALID."""
-    if callable(value) or value is None or column_name == "id" and not isinstance(value, str):
+def coerce_filter_value(entity: EntitySpec | None, column_name: str, value: Any) -> Any:
+    """Return a filter value read like typed input (the record service's parser), or INVALID.
+
+    `是`, `2026/11/23`, `1,234` and an enum's label (`活跃`) mean what they mean in a
+    form or an import; text the column cannot hold is INVALID (ignored, not sent
+    to the database, where PostgreSQL would fail).
+    """
+    if callable(value) or value is None or entity is None:
         return value
-    column = model.__table__.c.get(column_name)  # type: ignore[attr-defined]
-    if column is None:
-        attr = getattr(model, column_name, None)
-        prop = getattr(attr, "property", None)
-        if prop is not None and hasattr(prop, "mapper"):  # a relation: the target's id
-            text = str(value).strip()
-            return value if text.isdigit() or text == "" else INVALID
+    name = column_name.removesuffix("_id")
+    if column_name == "id" or (entity.has_field(name) and entity.field(name).is_foreign_key):
+        text = str(value).strip()  # a record id
+        return value if text.isdigit() or text == "" else INVALID
+    f = entity.field(column_name) if entity.has_field(column_name) \
+        else SYSTEM_FIELDS.get(column_name)
+    if f is None or f.type not in PARSED_FILTER_TYPES or str(value).strip() == "":
         return value
-    python_type = None
     try:
-        python_type = column.type.python_type
-    except NotImplementedError:
-        return value
-    text = str(value).strip()
-    try:
-        if python_type is bool:
-            if text.lower() in TRUE_WORDS:
-                return True
-            if text.lower() in FALSE_WORDS:
-                return False
-            return INVALID
-        if python_type is int:
-            return int(text)
-        if python_type is Decimal:
-            return Decimal(text.replace(",", ""))
-        if python_type is dt.datetime:
-            return dt.datetime.fromisoformat(text)
-        if python_type is dt.date:
-            return dt.date.fromisoformat(text[:10])
-    except (ValueError, ArithmeticError):
+        return parse_input(str(value), f)
+    except CellError:
         return INVALID
-    return value
 
 
 class FilterTextSearch(BaseFilter):
