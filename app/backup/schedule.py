@@ -32,7 +32,14 @@ def next_slot(schedule: str, after: dt.datetime | None = None) -> dt.datetime:
 
 
 def slot_job_id(slot: dt.datetime) -> str:
-    return f"schemadesk-backup-{slot.strftime('%Y%m%dT%H%M')}"
+    """The RQ job id of a slot: one per slot and per console (its queue prefix).
+
+    Consoles that share a Redis under different JOB_QUEUE_PREFIX values must not
+    take each other's slot for their own (it would never run for the second).
+    """
+    from app.jobs import _queue_name
+
+    return f"{_queue_name('schemadesk-backup')}-{slot.strftime('%Y%m%dT%H%M')}"
 
 
 def ensure_scheduled(after: dt.datetime | None = None) -> str | None:
