@@ -367,16 +367,7 @@ class RecordService:
 
     def delete(self, obj: Any) -> None:
         """Delete a reachable record (its audit entry is written in the same transaction)."""
-        self.require("delete")
-        if not self.reachable_ids([obj.id]):
-            raise NotFound(gettext(N_("No such record.")))
-        self.session.delete(obj)
-        try:
-            self.session.commit()
-        except sa.exc.IntegrityError:
-            self.session.rollback()
-            raise Invalid(gettext(N_(
-                "This record cannot be deleted: other records still refer to it."))) from None
+        self.delete_many([obj])
 
     def delete_many(self, objs: list[Any]) -> int:
         """Delete several reachable records in one transaction; return how many."""
