@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, g, redirect, request
+from flask import abort, flash, g, redirect, request, url_for
 from flask_appbuilder import expose
 from flask_appbuilder.const import FLAMSG_ERR_SEC_ACCESS_DENIED
 from flask_appbuilder.models.filters import BaseFilter
@@ -22,6 +22,7 @@ from app.records import RecordError, records
 from app.records.masking import is_masked
 from app.records.service import conflict_message
 from app.schema.spec import AppSpec, EntitySpec, FieldSpec
+from app.state import state
 
 VERSION_FIELD = "record_version"
 
@@ -142,6 +143,35 @@ class SecuredViewMixin:
             return redirect(".")
         items = [self._get_visible(pk) for pk in request.form.getlist("rowid")]
         return self.actions.get(name).func(items)
+
+    def _get_add_widget(self, form: Any, exclude_cols: Any = None, widgets: Any = None) -> Any:
+        """A new record's form shows the owner the record service will give it ($me)."""
+        if request.method == "GET":
+            service = records(self.entity.name)  # type: ignore[attr-defined]
+            defaults = service.new_record_defaults()
+            for f in service.entity.fields:
+                if f.column_name in defaults and f.name in form and f.is_relation:
+                    form[f.name].data = service.session.get(
+                        state().models.model(f.to), defaults[f.column_name])
+        return super()._get_add_widget(form, exclude_cols, widgets)  # type: ignore[misc]
+
+    def post_add(self, item: Any) -> None:
+        g.sd_saved_id = item.id
+
+    def post_update(self, item: Any) -> None:
+        g.sd_saved_id = item.id
+
+    def _to_saved_record(self) -> Any:
+        if g.get("sd_saved_id") is None:
+            return redirect(self.get_redirect())  # type: ignore[attr-defined]
+        return redirect(url_for(f"{type(self).__name__}.show", pk=g.sd_saved_id))
+
+    def post_add_redirect(self) -> Any:
+        """After saving, the user lands on the record they saved."""
+        return self._to_saved_record()
+
+    def post_edit_redirect(self) -> Any:
+        return self._to_saved_record()
 
     def prefill_form(self, form: Any, pk: Any) -> None:
         super().prefill_form(form, pk)  # type: ignore[misc]

@@ -80,6 +80,8 @@ class SpecField(Field):
         kwargs.setdefault("widget", widget_for(spec))
         kwargs.setdefault("default", form_default(spec))
         super().__init__(**kwargs)
+        if spec.required:
+            self.flags.required = True  # the form marks it with *
         self._parse_error: str | None = None
 
     def process_formdata(self, valuelist: list[Any]) -> None:
