@@ -223,7 +223,8 @@ def test_api_login_blocked_after_failures_even_with_right_password(limited_app: 
         blocked = api_login(client, name, PASSWORD, environ_base=env)
         assert blocked.status_code == 429, blocked.data
         assert blocked.json["message"] in (
-            "Too many failed sign-ins. Try again in 15 minutes.", "登录失败次数过多。请在 15 分钟后重试。")
+            "Too many failed sign-ins. Try again in 15 minutes.",
+            "登录失败次数过多。请在 15 分钟后重试。")
         assert int(blocked.headers["Retry-After"]) > 0
         # the account is blocked from another address too
         assert api_login(client, name, PASSWORD, environ_base=address()).status_code == 429
