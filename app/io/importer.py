@@ -27,7 +27,7 @@ from app.context import current_actor
 from app.i18n import N_, current_lang, gettext
 from app.io.reader import FileError, TooLong, open_table
 from app.models import column_default, utcnow
-from app.records import records
+from app.records import records, workflow
 from app.records.validation import check_value
 from app.records.values import CellError, cell_text, is_blank, parse_cell, split_many
 from app.schema.spec import EntitySpec, FieldSpec
@@ -291,6 +291,7 @@ class Importer:
                     m2m_existing.setdefault((f.name, row[0]), set()).add(row[1])
 
         defaults = self.service.new_record_defaults()
+        bypass_workflow = workflow.bypasses(self.service)
         actor_id = current_actor().user_id
         now = utcnow()
         inserts: list[tuple[dict[str, Any], dict[str, list[int]]]] = []
@@ -379,6 +380,14 @@ class Importer:
                     self.seen.setdefault(f.name, {}).setdefault(values[f.name], line)
             if key is not None and key_value is not None:
                 self.seen.setdefault(key.name, {}).setdefault(key_value, line)
+            if entity.workflow is not None:
+                state_field = entity.workflow.field
+                if current is None:
+                    columns[state_field] = entity.workflow.initial  # whatever the file says
+                elif state_field in columns and not bypass_workflow and not _same(
+                        current._mapping[state_field], columns[state_field]):
+                    reasons.append(workflow.state_change_message(
+                        entity, current._mapping[state_field]))
             if reasons:
                 self._report_row(line, cells, _dedupe(reasons), headers)
                 self._preview(line, "rejected", columns, _dedupe(reasons))

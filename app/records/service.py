@@ -9,8 +9,9 @@
   form and the importer;
 - how a record is written (`create`, `update`, `save`, `delete`): defaults such
   as `$me` and the row rule's owner, the optimistic `version` check, a record
-  the user could not see after saving refused, the audit entry (written by the
-  capture on the session, in the same transaction).
+  the user could not see after saving refused, the workflow guard (the state
+  field moves only by `transition`), the audit entry (written by the capture on
+  the session, in the same transaction).
 
 FAB views, the REST API, import, export, charts, KPIs, pickers and jobs are
 adapters: they turn their request into these calls and the answer into a page,
@@ -32,6 +33,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.i18n import N_, current_lang, gettext
+from app.records import workflow
 from app.records.masking import is_masked, mask_value, sees_sensitive
 from app.records.scope import (
     ScopeCompiler,
@@ -339,6 +341,13 @@ class RecordService:
             raise Conflict(conflict_message())
         if is_new:
             self._apply_defaults(obj)
+            workflow.start(self.entity, obj)
+        else:
+            try:
+                workflow.refuse_state_change(self, obj)
+            except RecordError:
+                self.session.rollback()
+                raise
         if not checked:
             errors = self.validate(self._values_of(obj), obj)
             if errors:
@@ -346,6 +355,10 @@ class RecordService:
                 raise Invalid(first_message(errors), errors)
         if is_new:
             self.session.add(obj)
+        return self.commit(obj)
+
+    def commit(self, obj: Any) -> Any:
+        """Flush `obj`, refuse it if the user could not see it after, commit; return it."""
         try:
             self.session.flush()
             if not self.reachable_ids([obj.id]):
@@ -364,6 +377,15 @@ class RecordService:
             self.session.rollback()
             raise
         return obj
+
+    def transition(self, obj: Any, name: str, comment: str | None = None,
+                   expected_version: int | None = None) -> Any:
+        """Move a reachable record by workflow step `name` (see `app.records.workflow`)."""
+        return workflow.take(self, obj, name, comment, expected_version)
+
+    def transitions(self, obj: Any) -> list[Any]:
+        """The workflow steps this user may take on `obj` from its current state."""
+        return workflow.available(self, obj)
 
     def delete(self, obj: Any) -> None:
         """Delete a reachable record (its audit entry is written in the same transaction)."""

@@ -7,6 +7,7 @@ listed in `CODES`; docs/schema.md and the tests are generated from / walk it.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import keyword
 import re
@@ -29,6 +30,7 @@ from app.schema.spec import (
     PERIODS,
     SYSTEM_COLUMNS,
     SYSTEM_ENTITIES,
+    WORKFLOW_COMMENTS,
     AppSpec,
     ChartSpec,
     Choice,
@@ -39,6 +41,8 @@ from app.schema.spec import (
     Measure,
     RoleSpec,
     RowRule,
+    TransitionSpec,
+    WorkflowSpec,
 )
 
 # code -> one-line description (the table in docs/schema.md)
@@ -93,8 +97,15 @@ CODES: dict[str, str] = {
     "SD-E166": "duplicate chart name",
     "SD-E170": "dashboard names an unknown chart",
     "SD-E171": "dashboard KPI is malformed",
+    "SD-E180": "workflow field is missing or not an enum",
+    "SD-E181": "workflow state is not a choice of the workflow field",
+    "SD-E182": "duplicate workflow transition name",
+    "SD-E183": "workflow transition names an unknown role",
+    "SD-E184": "workflow transition requires a missing field",
+    "SD-E185": "workflow transition comment is not 'required' or 'optional'",
     "SD-W001": "label missing a translation",
     "SD-W002": "entity has no title field",
+    "SD-W003": "workflow state cannot be reached from the initial state",
 }
 
 TOP_KEYS = ("version", "app", "entities", "roles", "dashboards")
@@ -111,7 +122,10 @@ ENTITY_KEYS = (
     "children",
     "import_key",
     "charts",
+    "workflow",
 )
+WORKFLOW_KEYS = ("field", "initial", "transitions")
+TRANSITION_KEYS = ("name", "from", "to", "roles", "requires", "when", "comment", "label")
 FIELD_KEYS = (
     "type",
     "label",
@@ -411,6 +425,13 @@ class Checker:
             self.entity_links(entity, entities_node[entity.name], by_name)
 
         roles = self.roles(doc.get("roles"), doc, by_name)
+        role_names = [r.name for r in roles]
+        for i, entity in enumerate(entities):
+            wnode = entities_node[entity.name].get("workflow")
+            if wnode is not None:
+                workflow = self.workflow(entity, wnode, by_name, role_names)
+                entities[i] = by_name[entity.name] = dataclasses.replace(
+                    entity, workflow=workflow)
         dashboards = self.dashboards(doc.get("dashboards"), doc, by_name)
         if any(p.is_error for p in self.problems):
             return None
@@ -1192,6 +1213,150 @@ class Checker:
                         rows.append(RowRule(str(entity), condition))
             roles.append(RoleSpec(name=name, label=label, grants=grants, rows=tuple(rows)))
         return roles
+
+    def workflow(self, entity: EntitySpec, node: Any, by_name: dict[str, EntitySpec],
+                 role_names: list[str]) -> WorkflowSpec | None:
+        """Check `entities.<e>.workflow`; return its spec, or None on a problem."""
+        path = f"entities.{entity.name}.workflow"
+        parent = self.doc["entities"][entity.name]
+        if not self.expect_map(node, path, parent, "workflow"):
+            return None
+        self.unknown_keys(node, WORKFLOW_KEYS, path)
+        ok = True
+        for key in WORKFLOW_KEYS:
+            if key not in node:
+                self.report("SD-E102", f"{path}.{key}", N_("'%(name)s' is required"), node,
+                            name=key)
+                ok = False
+        field_name = node.get("field")
+        states: list[str] = []
+        if field_name is not None:
+            f = entity.field(field_name) if entity.has_field(str(field_name)) else None
+            if f is None or f.type != "enum":
+                self.report(
+                    "SD-E180", f"{path}.field",
+                    N_("'%(name)s' is not an enum field of %(entity)s; a workflow moves an "
+                       "enum from choice to choice"), node, "field", name=field_name,
+                    entity=entity.name,
+                    **self.did_you_mean(field_name, [x.name for x in entity.fields
+                                                     if x.type == "enum"]))
+                ok = False
+            else:
+                states = [c.key for c in f.choices]
+
+        def state(value: Any, spath: str, snode: Any, key: Any) -> bool:
+            if not states or value in states:
+                return True
+            self.report("SD-E181", spath,
+                        N_("'%(state)s' is not a choice of %(field)s (choices: %(choices)s)"),
+                        snode, key, state=value, field=field_name, choices=", ".join(states),
+                        **self.did_you_mean(value, states))
+            return False
+
+        initial = node.get("initial")
+        if initial is not None and not state(initial, f"{path}.initial", node, "initial"):
+            ok = False
+        transitions: list[TransitionSpec] = []
+        tnode = node.get("transitions")
+        if tnode is not None and not self.expect_list(tnode, f"{path}.transitions", node,
+                                                      "transitions"):
+            tnode, ok = None, False
+        conditions = ConditionChecker(self, by_name, me_entity(by_name))
+        seen: set[str] = set()
+        for i, item in enumerate(tnode or []):
+            tpath = f"{path}.transitions[{i}]"
+            transition = self.transition(entity, item, tpath, tnode, i, state, role_names,
+                                         conditions)
+            if transition is None:
+                ok = False
+                continue
+            if transition.name in seen:
+                self.report("SD-E182", f"{tpath}.name",
+                            N_("a transition named '%(name)s' is already defined"), item, "name",
+                            name=transition.name)
+                ok = False
+                continue
+            seen.add(transition.name)
+            transitions.append(transition)
+        if not ok:
+            return None
+        reached = {str(initial)}
+        frontier = [str(initial)]
+        while frontier:
+            current = frontier.pop()
+            for t in transitions:
+                if current in t.sources and t.to not in reached:
+                    reached.add(t.to)
+                    frontier.append(t.to)
+        for name in states:
+            if name not in reached:
+                self.report("SD-W003", f"{path}.transitions",
+                            N_("state '%(state)s' cannot be reached from '%(initial)s' by any "
+                               "transition"), node, "transitions", state=name, initial=initial)
+        return WorkflowSpec(str(field_name), str(initial), tuple(transitions))
+
+    def transition(self, entity: EntitySpec, item: Any, path: str, parent: Any, index: int,
+                   state: Any, role_names: list[str], conditions: ConditionChecker
+                   ) -> TransitionSpec | None:
+        """Check one transition of a workflow; return it, or None on a problem."""
+        if not self.expect_map(item, path, parent, index):
+            return None
+        self.unknown_keys(item, TRANSITION_KEYS, path)
+        ok = True
+        for key in ("name", "from", "to"):
+            if key not in item:
+                self.report("SD-E102", f"{path}.{key}", N_("'%(name)s' is required"), item,
+                            name=key)
+                ok = False
+        name = item.get("name")
+        if name is not None and not self.identifier(name, f"{path}.name", item, frozenset()):
+            ok = False
+        sources = item.get("from")
+        if isinstance(sources, list):
+            for j, source in enumerate(sources):
+                ok = state(source, f"{path}.from[{j}]", sources, j) and ok
+        else:
+            ok = ("from" not in item or state(sources, f"{path}.from", item, "from")) and ok
+            sources = [sources]
+        if "to" in item and not state(item.get("to"), f"{path}.to", item, "to"):
+            ok = False
+        lists: dict[str, list[str]] = {}
+        for key in ("roles", "requires"):
+            value = item.get(key, [])
+            if not self.expect_list(value, f"{path}.{key}", item, key):
+                ok = False
+                continue
+            lists[key] = [str(v) for v in value]
+        for j, role in enumerate(lists.get("roles", [])):
+            if role not in role_names and role.lower() != "admin":
+                self.report("SD-E183", f"{path}.roles[{j}]", N_("'%(name)s' is not a role"),
+                            item["roles"], j, name=role, **self.did_you_mean(role, role_names))
+                ok = False
+        field_names = [f.name for f in entity.fields]
+        for j, required in enumerate(lists.get("requires", [])):
+            if required not in field_names:
+                self.report("SD-E184", f"{path}.requires[{j}]",
+                            N_("'%(name)s' is not a field of %(entity)s"), item["requires"], j,
+                            name=required, entity=entity.name,
+                            **self.did_you_mean(required, field_names))
+                ok = False
+        comment = item.get("comment", "optional")
+        if comment not in WORKFLOW_COMMENTS:
+            self.report("SD-E185", f"{path}.comment",
+                        N_("comment must be 'required' or 'optional', not '%(value)s'"), item,
+                        "comment", value=comment, **self.did_you_mean(comment, WORKFLOW_COMMENTS))
+            ok = False
+        when = None
+        if "when" in item:
+            when = conditions.parse(item["when"], entity, f"{path}.when", item, "when")
+            ok = ok and when is not None
+        label = self.label(item.get("label"), f"{path}.label", item, "label", str(name))
+        if not ok:
+            return None
+        return TransitionSpec(
+            name=str(name), sources=tuple(str(s) for s in sources), to=str(item["to"]),
+            label=label, roles=tuple(lists.get("roles", ())),
+            requires=tuple(lists.get("requires", ())), when=when, comment=str(comment))
 
     def dashboards(
         self, node: Any, doc: dict, by_name: dict[str, EntitySpec]

@@ -132,6 +132,40 @@ class ChartSpec:
     measure: Measure = Measure()
 
 
+WORKFLOW_COMMENTS = ("optional", "required")
+
+
+@dataclass(frozen=True)
+class TransitionSpec:
+    """One step of a workflow: from one of `sources` to `to`, for `roles` (empty: anyone
+    who may update), when the `requires` fields are filled and `when` holds."""
+
+    name: str
+    sources: tuple[str, ...]
+    to: str
+    label: Label
+    roles: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    when: Condition | None = None
+    comment: str = "optional"  # optional | required
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    """`workflow:` of an entity: the enum `field` only its transitions change."""
+
+    field: str
+    initial: str
+    transitions: tuple[TransitionSpec, ...] = ()
+
+    def transition(self, name: str) -> TransitionSpec | None:
+        return next((t for t in self.transitions if t.name == name), None)
+
+    def leaving(self, state: str | None) -> tuple[TransitionSpec, ...]:
+        """The transitions whose `from` includes `state`."""
+        return tuple(t for t in self.transitions if state in t.sources)
+
+
 @dataclass(frozen=True)
 class EntitySpec:
     name: str
@@ -146,6 +180,7 @@ class EntitySpec:
     children: tuple[str, ...] = ()
     import_key: str | None = None
     charts: tuple[ChartSpec, ...] = ()
+    workflow: WorkflowSpec | None = None
 
     def field(self, name: str) -> FieldSpec:
         for f in self.fields:

@@ -4,8 +4,9 @@ An adapter over the record service: reads use FAB's query machinery with the
 service's row rule as a base filter and the service's masking on every
 response; writes (POST, PUT, DELETE) are the service's `create`, `update` and
 `delete`, so the API validates, defaults, scopes and audits exactly as the
-forms and the importer do. Records carry `ETag: "<version>"`; a PUT or DELETE
-with `If-Match` on a stale version is refused with 412.
+forms and the importer do. Records carry `ETag: "<version>"`; a PUT, DELETE or
+workflow step (`POST /api/v1/<entity>/<id>/transition/<name>`) with `If-Match`
+on a stale version is refused with 412.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request
-from flask_appbuilder.api import ModelRestApi
+from flask_appbuilder.api import ModelRestApi, expose, safe
+from flask_appbuilder.security.decorators import protect
 
 from app.i18n import N_, gettext
 from app.records import Conflict, RecordError, records
+from app.records.service import conflict_message
 from app.records.values import CellError, parse_input
 from app.schema.spec import AppSpec, EntitySpec, FieldSpec
 from app.security.views import FilterRowRule, no_value
@@ -139,6 +142,32 @@ class EntityApi(ModelRestApi):
             return self._refused(exc)
         return self._record_response(obj, 200)
 
+    @expose("/<pk>/transition/<name>", methods=["POST"])
+    @protect()
+    @safe
+    def transition(self, pk: Any, name: str) -> Any:
+        """Take workflow step `name` on a record; answers like PUT (masked record, ETag)."""
+        service = records(self.entity.name)
+        expected = if_match_version()
+        try:
+            obj = service.get(pk, "update", lock=True)
+        except RecordError as exc:
+            return self._refused(exc)
+        if expected == "bad" or (expected is not None and expected != obj.version):
+            return self.response(412, message=conflict_message())
+        body = request.get_json(silent=True) if request.data else {}
+        comment = body.get("comment") if isinstance(body, dict) else None
+        if body is None or not isinstance(body, dict) or not isinstance(comment, str | None):
+            return self.response_422(message={"_body": [gettext(N_(
+                'Send a JSON object, optionally with a "comment" text.'))]})
+        try:
+            obj = service.transition(obj, name, comment)
+        except Conflict as exc:  # the state moved on: not a stale If-Match (checked above)
+            return self.response(409, message=exc.message)
+        except RecordError as exc:
+            return self._refused(exc)
+        return self._record_response(obj, 200)
+
     def delete_headless(self, pk: Any) -> Any:
         service = records(self.entity.name)
         try:
@@ -199,6 +228,7 @@ def make_api(entity: EntitySpec, model: type, session: Any, spec: AppSpec) -> ty
             "post": "create",
             "put": "update",
             "delete": "delete",
+            "transition": "update",
         },
         "list_columns": show,
         "show_columns": show,

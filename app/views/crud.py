@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, g, request
-from flask_appbuilder import ModelView, action
+from flask import abort, flash, g, redirect, request, url_for
+from flask_appbuilder import ModelView, action, expose, has_access
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from flask_babel import LazyString
 from wtforms import validators
 
 from app.i18n import N_, current_lang, gettext
-from app.records import RecordError, records
+from app.records import NotFound, RecordError, records
 from app.records.values import CellError, parse_input
 from app.schema.conditions import SYSTEM_FIELDS
 from app.schema.spec import ACTIONS, EntitySpec, FieldSpec, Label
@@ -201,14 +201,48 @@ class EntityView(SecuredViewMixin, ModelView):
         single=False,
     )
     def muldelete(self, items: list[Any]) -> Any:
-        from flask import redirect
-
         try:
             self.datamodel.delete_all(items)
         except RecordError as exc:
             flash(exc.message, "danger")
         self.update_redirect()
         return redirect(self.get_redirect())
+
+    @expose("/transition/<pk>/<name>", methods=["POST"])
+    @has_access
+    def transition(self, pk: Any, name: str) -> Any:
+        """Take workflow step `name` on a record (form field `comment`); back to its page."""
+        service = records(self.entity.name)
+        try:
+            obj = service.get(pk, "update", lock=True)
+            service.transition(obj, name, request.form.get("comment"))
+        except NotFound:
+            abort(404)
+        except RecordError as exc:
+            flash(exc.message, "danger")
+        else:
+            wf = self.entity.workflow
+            lang = current_lang()
+            flash(gettext(N_("Done: %(step)s. The record is now %(state)s."),
+                          step=wf.transition(name).label.get(lang),  # type: ignore[union-attr]
+                          state=self.entity.field(wf.field).choice_label(  # type: ignore[union-attr]
+                              getattr(obj, wf.field), lang)), "success")  # type: ignore[union-attr]
+        return redirect(url_for(f"{type(self).__name__}.show", pk=pk))
+
+    def render_template(self, template: str, **kwargs: Any) -> Any:
+        """The show page also gets the workflow steps this user may take on the record."""
+        if template == self.show_template and "pk" in kwargs and self.entity.workflow:
+            service = records(self.entity.name)
+            try:
+                obj = service.get(kwargs["pk"])
+            except RecordError:
+                obj = None
+            if obj is not None and service.can("update"):
+                lang = current_lang()
+                kwargs["sd_transitions"] = [
+                    {"name": t.name, "label": t.label.get(lang), "comment": t.comment}
+                    for t in service.transitions(obj)]
+        return super().render_template(template, **kwargs)
 
 
 class UniqueValue:
@@ -262,7 +296,9 @@ def make_view(entity: EntitySpec, model: type, session: Any) -> type[EntityView]
             "updated_by": lazy_text(N_("Updated by")),
         }
     )
-    editable = [f.name for f in entity.fields if not f.readonly]
+    # the workflow's state field moves only by its steps (buttons on the show page)
+    editable = [f.name for f in entity.fields if not f.readonly
+                and not (entity.workflow and f.name == entity.workflow.field)]
     all_columns = [f.name for f in entity.fields]
     extra_fields: dict[str, Any] = {}
     formatters: dict[str, Any] = {}
@@ -302,6 +338,7 @@ def make_view(entity: EntitySpec, model: type, session: Any) -> type[EntityView]
             "action": "read",
             "action_post": "read",
             "muldelete": "delete",
+            "transition": "update",
             "api_read": "read",
             "api_get": "read",
             "api_column_add": "create",

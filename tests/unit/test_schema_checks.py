@@ -89,6 +89,15 @@ def test_shipped_schemas_are_clean() -> None:
         assert [p for p in problems if p.is_error] == []
 
 
+IMPORT_KEY = "    import_key: phone\n"
+WORKFLOW = """\
+    workflow:
+      field: kind
+      initial: person
+      transitions:
+        - {name: promote, from: person, to: company, roles: [operator], requires: [name], comment: optional, label: {en: Promote, zh: 升级}}
+"""
+
 # (code, replace old -> new in BASE, expected YAML path)
 CASES: list[tuple[str, str, str, str]] = [
     ("SD-E001", "version: 1\n", "version: [1\n", ""),
@@ -306,6 +315,13 @@ CASES: list[tuple[str, str, str, str]] = [
         "dashboards.home[0].chart",
     ),
     ("SD-E171", "{kpi: customer.count,", "{kpi: customer.sum:name,", "dashboards.home[1].kpi"),
+    ("SD-E180", IMPORT_KEY, IMPORT_KEY + WORKFLOW.replace("field: kind", "field: knd"), "entities.customer.workflow.field"),
+    ("SD-E181", IMPORT_KEY, IMPORT_KEY + WORKFLOW.replace("to: company", "to: compnay"), "entities.customer.workflow.transitions[0].to"),
+    ("SD-E182", IMPORT_KEY, IMPORT_KEY + WORKFLOW + "        - {name: promote, from: company, to: person}\n", "entities.customer.workflow.transitions[1].name"),
+    ("SD-E183", IMPORT_KEY, IMPORT_KEY + WORKFLOW.replace("roles: [operator]", "roles: [operatr]"), "entities.customer.workflow.transitions[0].roles[0]"),
+    ("SD-E184", IMPORT_KEY, IMPORT_KEY + WORKFLOW.replace("requires: [name]", "requires: [nme]"), "entities.customer.workflow.transitions[0].requires[0]"),
+    ("SD-E185", IMPORT_KEY, IMPORT_KEY + WORKFLOW.replace("comment: optional", "comment: maybe"), "entities.customer.workflow.transitions[0].comment"),
+    ("SD-W003", IMPORT_KEY, IMPORT_KEY + WORKFLOW.replace("from: person", "from: company"), "entities.customer.workflow.transitions"),
     (
         "SD-W001",
         "label: {en: Body, zh: 内容}",
@@ -407,3 +423,25 @@ def test_docs_list_every_code() -> None:
     docs = (ROOT / "docs" / "schema.md").read_text(encoding="utf-8")
     for code, description in CODES.items():
         assert f"| `{code}` | {description} |" in docs, code
+
+
+def test_workflow_is_read_into_the_spec() -> None:
+    text = BASE.replace(IMPORT_KEY, IMPORT_KEY + WORKFLOW.replace(
+        "comment: optional", "comment: required, when: {credit: {gte: 100}}").replace(
+        "from: person", "from: [person]"), 1)
+    spec, problems = check_text(text, "t.yaml")
+    assert spec is not None, [p.format() for p in problems]
+    workflow = spec.entity("customer").workflow
+    assert (workflow.field, workflow.initial) == ("kind", "person")
+    promote = workflow.transition("promote")
+    assert promote.sources == ("person",) and promote.to == "company"
+    assert promote.roles == ("operator",) and promote.requires == ("name",)
+    assert promote.comment == "required" and promote.when is not None
+    assert [t.name for t in workflow.leaving("person")] == ["promote"]
+
+
+def test_workflow_when_uses_the_condition_syntax() -> None:
+    text = BASE.replace(IMPORT_KEY, IMPORT_KEY + WORKFLOW.replace(
+        "comment: optional", "when: {credt: {gte: 100}}"), 1)
+    found = codes_of(text)
+    assert ("SD-E152", "entities.customer.workflow.transitions[0].when.credt") in found, found

@@ -1,0 +1,160 @@
+"""Workflows (业务流程): the state field of an entity moves only by its transitions.
+
+The record service calls these: a new record starts at the workflow's `initial`
+state whatever the writer sent; an edit that changes the state field is refused
+(naming the steps that exist); `take` runs one transition (状态流转) after the
+checks the spec names: role, `from` state, `requires` fields, `when`, comment.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from app.i18n import N_, current_lang, gettext
+from app.records.scope import ScopeCompiler, is_admin
+from app.schema.spec import EntitySpec, TransitionSpec, WorkflowSpec
+
+if TYPE_CHECKING:
+    from app.records.service import RecordService
+
+
+def start(entity: EntitySpec, obj: Any) -> None:
+    """Put a new record at the workflow's initial state (whatever the writer set)."""
+    if entity.workflow is not None:
+        setattr(obj, entity.workflow.field, entity.workflow.initial)
+
+
+def stored_state(service: RecordService, obj: Any) -> Any:
+    """The state of `obj` as the database holds it (before this write)."""
+    wf = service.entity.workflow
+    assert wf is not None
+    history = sa.inspect(obj).attrs[wf.field].history
+    if history.deleted:
+        return history.deleted[0]
+    if not history.added:
+        return getattr(obj, wf.field)
+    with service.session.no_autoflush:
+        return service.session.execute(
+            sa.select(service.table.c[wf.field]).where(service.table.c.id == obj.id)).scalar()
+
+
+def refuse_state_change(service: RecordService, obj: Any) -> None:
+    """Raise Invalid when an edit of `obj` changes its workflow state."""
+    wf = service.entity.workflow
+    if wf is None or not sa.inspect(obj).attrs[wf.field].history.added:
+        return
+    old = stored_state(service, obj)
+    if old == getattr(obj, wf.field):
+        return
+    from app.records.service import Invalid
+
+    message = state_change_message(service.entity, old)
+    raise Invalid(message, {wf.field: [message]})
+
+
+def state_change_message(entity: EntitySpec, old: Any) -> str:
+    """The translated refusal of a direct state change, naming the steps there are."""
+    wf = entity.workflow
+    assert wf is not None
+    lang = current_lang()
+    field = entity.field(wf.field)
+    steps = wf.leaving(old) or wf.transitions
+    return gettext(
+        N_("%(field)s changes only through its workflow steps (%(steps)s), not by editing "
+           "the record."),
+        field=field.label.get(lang), steps=", ".join(t.label.get(lang) for t in steps))
+
+
+def bypasses(service: RecordService) -> bool:
+    """Admin and the CLI may set states directly in bulk (an import that migrates data)."""
+    return service.user is None or is_admin(service.user)
+
+
+def allowed(service: RecordService, t: TransitionSpec) -> bool:
+    """Whether the user's roles may take `t` (no `roles`: anyone who may update)."""
+    if not service.can("update"):
+        return False
+    if not t.roles or service.user is None or is_admin(service.user):
+        return True
+    return any(r.name in t.roles for r in service.user.roles or [])
+
+
+def available(service: RecordService, obj: Any) -> list[TransitionSpec]:
+    """The transitions the user may offer on `obj` from its current state."""
+    wf = service.entity.workflow
+    if wf is None:
+        return []
+    return [t for t in wf.leaving(getattr(obj, wf.field)) if allowed(service, t)]
+
+
+def take(service: RecordService, obj: Any, name: str, comment: str | None = None,
+         expected_version: int | None = None) -> Any:
+    """Run transition `name` on a reachable record; commit; return the record."""
+    from app.audit import record_event
+    from app.records.service import Conflict, Forbidden, Invalid, NotFound, conflict_message
+
+    service.require("update")
+    wf: WorkflowSpec | None = service.entity.workflow
+    t = wf.transition(name) if wf is not None else None
+    if wf is None or t is None:
+        raise NotFound(gettext(N_("No such workflow step.")))
+    if not service.reachable_ids([obj.id]):
+        raise NotFound(gettext(N_("No such record.")))
+    if expected_version is not None and obj.version != expected_version:
+        raise Conflict(conflict_message())
+    lang = current_lang()
+    field = service.entity.field(wf.field)
+    old = getattr(obj, wf.field)
+    if old not in t.sources:
+        raise Conflict(gettext(
+            N_("The step %(step)s does not apply: this record is %(state)s now."),
+            step=t.label.get(lang), state=field.choice_label(old, lang)))
+    if not allowed(service, t):
+        raise Forbidden(gettext(N_("Your role may not take the step %(step)s."),
+                                step=t.label.get(lang)))
+    errors: dict[str, list[str]] = {}
+    for required in t.requires:
+        if getattr(obj, required) in (None, "", []):
+            errors[required] = [gettext(
+                N_("Fill in %(field)s before the step %(step)s."),
+                field=service.entity.field(required).label.get(lang), step=t.label.get(lang))]
+    comment = (comment or "").strip() or None
+    if t.comment == "required" and comment is None:
+        errors["comment"] = [gettext(N_("The step %(step)s needs a comment."),
+                                     step=t.label.get(lang))]
+    if not errors and t.when is not None and not _holds(service, obj, t):
+        errors["_record"] = [gettext(
+            N_("The conditions of the step %(step)s do not hold for this record."),
+            step=t.label.get(lang))]
+    if errors:
+        message = next(iter(errors.values()))[0]
+        raise Invalid(message, errors)
+    setattr(obj, wf.field, t.to)
+    try:
+        service.session.flush()  # the update's own audit entry comes first
+    except Exception:
+        service.session.rollback()
+        raise
+    record_event("transition", entity=service.entity.name, record_id=obj.id,
+                 title=_title(service.entity, obj),
+                 detail={"transition": t.name, "from": old, "to": t.to, "comment": comment},
+                 session=service.session)
+    return service.commit(obj)
+
+
+def _holds(service: RecordService, obj: Any, t: TransitionSpec) -> bool:
+    """Whether the transition's `when` holds for the record's stored row."""
+    user_id = service.user.id if service.user is not None else 0
+    clause = ScopeCompiler(service.spec, user_id).compile(service.entity, t.when)
+    stmt = sa.select(service.table.c.id).where(service.table.c.id == obj.id, clause)
+    with service.session.no_autoflush:
+        return service.session.execute(stmt).first() is not None
+
+
+def _title(entity: EntitySpec, obj: Any) -> str | None:
+    if not entity.title or entity.title == "id" or entity.field(entity.title).sensitive:
+        return None
+    value = getattr(obj, entity.title, None)
+    return None if value is None else str(value)
