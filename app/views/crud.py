@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from flask import abort, flash, g, redirect, request, url_for
@@ -263,14 +265,33 @@ class UniqueValue:
             raise validators.ValidationError(problems[0])
 
 
-def enum_formatter(f: FieldSpec) -> Any:
-    return lambda value: f.choice_label(value, current_lang())
+EMPTY = "—"
 
 
-def boolean_formatter(value: Any) -> str:
-    if value is None:
-        return ""
-    return gettext(N_("Yes")) if value else gettext(N_("No"))
+def display_formatter(f: FieldSpec | None) -> Any:
+    """How a list cell or a detail row shows a value: words, titles, never code.
+
+    Empty is —, enums their label, booleans 是/否 (Yes/No), relations their
+    title (many as a comma list), decimals with separators at the field's
+    scale, date-times to the minute.
+    """
+
+    def fmt(value: Any) -> Any:
+        if value is None or value == "" or value == []:
+            return EMPTY
+        if f is not None and f.type == "enum":
+            return f.choice_label(value, current_lang())
+        if isinstance(value, bool):
+            return gettext(N_("Yes")) if value else gettext(N_("No"))
+        if isinstance(value, dt.datetime):
+            return value.strftime("%Y-%m-%d %H:%M")
+        if isinstance(value, Decimal):
+            return f"{value:,.{f.scale if f is not None else 2}f}"
+        if isinstance(value, list | tuple | set):
+            return ", ".join(str(v) for v in value)
+        return value
+
+    return fmt
 
 
 def default_order(entity: EntitySpec) -> tuple[str, str]:
@@ -303,10 +324,7 @@ def make_view(entity: EntitySpec, model: type, session: Any) -> type[EntityView]
     extra_fields: dict[str, Any] = {}
     formatters: dict[str, Any] = {}
     for f in entity.fields:
-        if f.type == "enum":
-            formatters[f.name] = enum_formatter(f)
-        elif f.type == "boolean":
-            formatters[f.name] = boolean_formatter
+        formatters[f.name] = display_formatter(f)
         if f.sensitive:
             formatters[f.name] = mask_formatter(entity, f, formatters.get(f.name))
         if f.is_relation or f.type == "user":
@@ -315,6 +333,8 @@ def make_view(entity: EntitySpec, model: type, session: Any) -> type[EntityView]
         vals: list[Any] = [UniqueValue(f, entity)] if f.unique else []
         extra_fields[f.name] = SpecField(
             f, validators=vals, keep_masked=KeepMasked(entity, f) if f.sensitive else None)
+    for name in ("created_at", "updated_at", "created_by", "updated_by"):
+        formatters[name] = display_formatter(None)
     order_name, direction = default_order(entity)
     search = (
         list(entity.filters)
