@@ -357,11 +357,11 @@ class RecordService:
             self.session.add(obj)
         return self.commit(obj)
 
-    def commit(self, obj: Any) -> Any:
+    def commit(self, obj: Any, check_visible: bool = True) -> Any:
         """Flush `obj`, refuse it if the user could not see it after, commit; return it."""
         try:
             self.session.flush()
-            if not self.reachable_ids([obj.id]):
+            if check_visible and not self.reachable_ids([obj.id]):
                 raise Invalid(gettext(N_(
                     "You would not be able to see this record after saving it: it is outside "
                     "the records your role reaches. Choose a value you are responsible for.")))

@@ -146,7 +146,46 @@ class EntityApi(ModelRestApi):
     @protect()
     @safe
     def transition(self, pk: Any, name: str) -> Any:
-        """Take workflow step `name` on a record; answers like PUT (masked record, ETag)."""
+        """Take workflow step `name` on a record; answers like PUT (masked record, ETag).
+        ---
+        post:
+          description: >-
+            Take a workflow step (状态流转) on a record. Send `If-Match` with the
+            record's ETag to refuse a stale step (412).
+          parameters:
+          - in: path
+            schema:
+              type: integer
+            name: pk
+          - in: path
+            schema:
+              type: string
+            name: name
+          requestBody:
+            required: false
+            content:
+              application/json:
+                schema:
+                  type: object
+                  properties:
+                    comment:
+                      type: string
+          responses:
+            200:
+              description: The step was taken; the record as PUT answers it
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              description: The user's role may not take this step
+            404:
+              $ref: '#/components/responses/404'
+            409:
+              description: The record is not in a state the step leaves from
+            412:
+              description: If-Match names an older version of the record
+            422:
+              $ref: '#/components/responses/422'
+        """
         service = records(self.entity.name)
         expected = if_match_version()
         try:
