@@ -241,3 +241,27 @@ def test_import_refuses_a_state_change_unless_admin_or_cli(guarded_app: Flask,
         assert status_of(guarded_app, d["req"]) == "new"
         assert import_file("service_request", path).updated == 1  # the CLI migrates data
         assert status_of(guarded_app, d["req"]) == "closed"
+
+
+def test_refused_step_in_the_ui_says_why(crm_app: Flask, client_for) -> None:
+    d = setup_request(crm_app, status="closed", satisfaction=4)
+    client = client_for(crm_app, d["a"]["name"])
+    page = client.get(f"/service_request/show/{d['req']}").data.decode()
+    form = re.search(rf'<form[^>]*/service_request/transition/{d["req"]}/reopen".*?</form>',
+                     page, re.S)
+    assert form and " required" in form.group(0)  # the comment box is marked required
+    response = client.post(f"/service_request/transition/{d['req']}/reopen", data={})
+    assert response.status_code == 302
+    assert "needs a comment" in client.get(response.headers["Location"]).data.decode()
+    assert status_of(crm_app, d["req"]) == "closed"
+
+
+def test_reader_without_update_gets_no_buttons_and_403(crm_app: Flask, client_for) -> None:
+    d = setup_request(crm_app)
+    _, auditor = make_user(crm_app, "auditor")
+    page = client_for(crm_app, auditor).get(f"/service_request/show/{d['req']}")
+    assert page.status_code == 200
+    assert "/transition/" not in page.data.decode()
+    client = crm_app.test_client()
+    assert step(client, d["req"], "start", token(client, auditor)).status_code == 403
+    assert status_of(crm_app, d["req"]) == "new"
