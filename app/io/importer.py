@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from app.audit import record_event
 from app.context import current_actor
 from app.i18n import N_, current_lang, gettext
 from app.io.reader import FileError, TooLong, open_table
@@ -570,12 +571,5 @@ def import_file(entity: str, path: str | Path, dry_run: bool = False,
 
 
 def _audit(entity: str, path: str | Path, result: ImportResult) -> None:
-    try:
-        from app.audit import record_event
-    except ImportError:  # pragma: no cover - the audit package always ships
-        return
-    try:
-        record_event("import", entity=entity, title=Path(path).name,
-                     detail={"file": Path(path).name, **result.counts()})
-    except ModuleNotFoundError:  # audit capture not installed yet in this tree
-        pass
+    record_event("import", entity=entity, title=Path(path).name,
+                 detail={"file": Path(path).name, **result.counts()})
