@@ -1229,20 +1229,10 @@ class Checker:
                             name=key)
                 ok = False
         field_name = node.get("field")
-        states: list[str] = []
-        if field_name is not None:
-            f = entity.field(field_name) if entity.has_field(str(field_name)) else None
-            if f is None or f.type != "enum":
-                self.report(
-                    "SD-E180", f"{path}.field",
-                    N_("'%(name)s' is not an enum field of %(entity)s; a workflow moves an "
-                       "enum from choice to choice"), node, "field", name=field_name,
-                    entity=entity.name,
-                    **self.did_you_mean(field_name, [x.name for x in entity.fields
-                                                     if x.type == "enum"]))
-                ok = False
-            else:
-                states = [c.key for c in f.choices]
+        states = self.workflow_states(entity, node, path)
+        if field_name is not None and states is None:
+            ok = False
+        states = states or []
 
         def state(value: Any, spath: str, snode: Any, key: Any) -> bool:
             if not states or value in states:
@@ -1280,11 +1270,35 @@ class Checker:
             transitions.append(transition)
         if not ok:
             return None
-        reached = {str(initial)}
-        frontier = [str(initial)]
+        spec = WorkflowSpec(str(field_name), str(initial), tuple(transitions))
+        self.warn_unreachable(spec, states, node, path)
+        return spec
+
+    def workflow_states(self, entity: EntitySpec, node: Any, path: str) -> list[str] | None:
+        """The choices of the workflow's enum field ([] without one; None on a problem)."""
+        field_name = node.get("field")
+        if field_name is None:
+            return []
+        f = entity.field(field_name) if entity.has_field(str(field_name)) else None
+        if f is None or f.type != "enum":
+            self.report(
+                "SD-E180", f"{path}.field",
+                N_("'%(name)s' is not an enum field of %(entity)s; a workflow moves an "
+                   "enum from choice to choice"), node, "field", name=field_name,
+                entity=entity.name,
+                **self.did_you_mean(field_name, [x.name for x in entity.fields
+                                                 if x.type == "enum"]))
+            return None
+        return [c.key for c in f.choices]
+
+    def warn_unreachable(self, spec: WorkflowSpec, states: list[str], node: Any,
+                         path: str) -> None:
+        """Warn about states no chain of transitions reaches from `initial`."""
+        reached = {spec.initial}
+        frontier = [spec.initial]
         while frontier:
             current = frontier.pop()
-            for t in transitions:
+            for t in spec.transitions:
                 if current in t.sources and t.to not in reached:
                     reached.add(t.to)
                     frontier.append(t.to)
@@ -1292,8 +1306,34 @@ class Checker:
             if name not in reached:
                 self.report("SD-W003", f"{path}.transitions",
                             N_("state '%(state)s' cannot be reached from '%(initial)s' by any "
-                               "transition"), node, "transitions", state=name, initial=initial)
-        return WorkflowSpec(str(field_name), str(initial), tuple(transitions))
+                               "transition"), node, "transitions", state=name,
+                            initial=spec.initial)
+
+    def transition_lists(self, entity: EntitySpec, item: Any, path: str,
+                         role_names: list[str]) -> dict[str, list[str]] | None:
+        """A transition's `roles` and `requires`, checked; None on a problem."""
+        lists: dict[str, list[str]] = {}
+        ok = True
+        for key in ("roles", "requires"):
+            value = item.get(key, [])
+            if not self.expect_list(value, f"{path}.{key}", item, key):
+                ok = False
+                continue
+            lists[key] = [str(v) for v in value]
+        for j, role in enumerate(lists.get("roles", [])):
+            if role not in role_names and role.lower() != "admin":
+                self.report("SD-E183", f"{path}.roles[{j}]", N_("'%(name)s' is not a role"),
+                            item["roles"], j, name=role, **self.did_you_mean(role, role_names))
+                ok = False
+        field_names = [f.name for f in entity.fields]
+        for j, required in enumerate(lists.get("requires", [])):
+            if required not in field_names:
+                self.report("SD-E184", f"{path}.requires[{j}]",
+                            N_("'%(name)s' is not a field of %(entity)s"), item["requires"], j,
+                            name=required, entity=entity.name,
+                            **self.did_you_mean(required, field_names))
+                ok = False
+        return lists if ok else None
 
     def transition(self, entity: EntitySpec, item: Any, path: str, parent: Any, index: int,
                    state: Any, role_names: list[str], conditions: ConditionChecker
@@ -1320,26 +1360,9 @@ class Checker:
             sources = [sources]
         if "to" in item and not state(item.get("to"), f"{path}.to", item, "to"):
             ok = False
-        lists: dict[str, list[str]] = {}
-        for key in ("roles", "requires"):
-            value = item.get(key, [])
-            if not self.expect_list(value, f"{path}.{key}", item, key):
-                ok = False
-                continue
-            lists[key] = [str(v) for v in value]
-        for j, role in enumerate(lists.get("roles", [])):
-            if role not in role_names and role.lower() != "admin":
-                self.report("SD-E183", f"{path}.roles[{j}]", N_("'%(name)s' is not a role"),
-                            item["roles"], j, name=role, **self.did_you_mean(role, role_names))
-                ok = False
-        field_names = [f.name for f in entity.fields]
-        for j, required in enumerate(lists.get("requires", [])):
-            if required not in field_names:
-                self.report("SD-E184", f"{path}.requires[{j}]",
-                            N_("'%(name)s' is not a field of %(entity)s"), item["requires"], j,
-                            name=required, entity=entity.name,
-                            **self.did_you_mean(required, field_names))
-                ok = False
+        lists = self.transition_lists(entity, item, path, role_names)
+        ok = ok and lists is not None
+        lists = lists or {}
         comment = item.get("comment", "optional")
         if comment not in WORKFLOW_COMMENTS:
             self.report("SD-E185", f"{path}.comment",
