@@ -456,6 +456,12 @@ class Importer:
                 keep_lines.append(lines[index])
             inserts, updates, lines = keep_i, keep_u, keep_lines
 
+    def _outside_scope(self, new_ids: list[int], updates: list[Any]) -> set[int]:
+        """Positions (inserts, then updates) of written rows the user would not reach."""
+        written = [*new_ids, *(record_id for record_id, _, _ in updates)]
+        reached = self.service.reachable_ids(written)
+        return {i for i, record_id in enumerate(written) if record_id not in reached}
+
     def _write(self, inserts: list[tuple[dict[str, Any], dict[str, list[int]]]],
                updates: list[tuple[int, dict[str, Any], dict[str, list[int]]]]) -> set[int]:
         """Write one chunk in one transaction: all of it, or (on any error) none of it.
@@ -513,13 +519,10 @@ class Importer:
                     if ids:
                         session.execute(sa.insert(assoc),
                                         [{left.name: record_id, right.name: i} for i in ids])
-            if scoped:
-                written = [*new_ids, *(record_id for record_id, _, _ in updates)]
-                reached = self.service.reachable_ids(written)
-                outside = {i for i, record_id in enumerate(written) if record_id not in reached}
-                if outside:
-                    session.rollback()
-                    return outside
+            outside = self._outside_scope(new_ids, updates) if scoped else set()
+            if outside:
+                session.rollback()
+                return outside
             session.commit()
         except Exception:
             session.rollback()

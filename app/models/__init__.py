@@ -118,6 +118,45 @@ def column_default(f: FieldSpec) -> Any:
     return f.default
 
 
+def relation_properties(entity: EntitySpec, table: Table, tables: dict[str, Table],
+                        models: ModelSet) -> dict[str, Any]:
+    """The ORM relationships of an entity's `relation` and `user` fields."""
+    properties: dict[str, Any] = {}
+    for f in entity.fields:
+        if f.type == "user":
+            col = table.c[f.column_name]
+            properties[f.name] = relationship(
+                User,
+                primaryjoin=and_(col == User.id),
+                foreign_keys=[col],
+                lazy="select",
+                viewonly=False,
+            )
+        elif f.is_many:
+            assoc = models.m2m_tables[(entity.name, f.name)]
+            target_table = tables[f.to]  # type: ignore[index]
+            left_col, right_col = list(assoc.c)
+            properties[f.name] = relationship(
+                lambda t=f.to: models.classes[t],
+                secondary=assoc,
+                primaryjoin=table.c.id == left_col,
+                secondaryjoin=target_table.c.id == right_col,
+                lazy="select",
+            )
+        elif f.is_relation:
+            col = table.c[f.column_name]
+            # A relation to the same entity (a tree's parent) is many-to-one too.
+            remote = {"remote_side": [table.c.id]} if f.to == entity.name else {}
+            properties[f.name] = relationship(
+                lambda t=f.to: models.classes[t],
+                foreign_keys=[col],
+                primaryjoin=lambda col=col, t=f.to: col == models.classes[t].id,
+                lazy="select",
+                **remote,
+            )
+    return properties
+
+
 def build_models(spec: AppSpec) -> ModelSet:
     """Generate the SQLAlchemy models, tables and indexes of a spec."""
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
@@ -196,39 +235,7 @@ def build_models(spec: AppSpec) -> ModelSet:
     for entity in spec.entities:
         cls = type(entity.class_name, (EntityBase,), {"__entity__": entity})
         table = tables[entity.name]
-        properties: dict[str, Any] = {}
-        for f in entity.fields:
-            if f.type == "user":
-                col = table.c[f.column_name]
-                properties[f.name] = relationship(
-                    User,
-                    primaryjoin=and_(col == User.id),
-                    foreign_keys=[col],
-                    lazy="select",
-                    viewonly=False,
-                )
-            elif f.is_many:
-                assoc = models.m2m_tables[(entity.name, f.name)]
-                target_table = tables[f.to]  # type: ignore[index]
-                left_col, right_col = list(assoc.c)
-                properties[f.name] = relationship(
-                    lambda t=f.to: models.classes[t],
-                    secondary=assoc,
-                    primaryjoin=table.c.id == left_col,
-                    secondaryjoin=target_table.c.id == right_col,
-                    lazy="select",
-                )
-            elif f.is_relation:
-                col = table.c[f.column_name]
-                # A relation to the same entity (a tree's parent) is many-to-one too.
-                remote = {"remote_side": [table.c.id]} if f.to == entity.name else {}
-                properties[f.name] = relationship(
-                    lambda t=f.to: models.classes[t],
-                    foreign_keys=[col],
-                    primaryjoin=lambda col=col, t=f.to: col == models.classes[t].id,
-                    lazy="select",
-                    **remote,
-                )
+        properties = relation_properties(entity, table, tables, models)
         for system_col in ("created_by", "updated_by"):
             col = table.c[f"{system_col}_id"]
             properties[system_col] = relationship(

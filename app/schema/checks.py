@@ -425,13 +425,7 @@ class Checker:
             self.entity_links(entity, entities_node[entity.name], by_name)
 
         roles = self.roles(doc.get("roles"), doc, by_name)
-        role_names = [r.name for r in roles]
-        for i, entity in enumerate(entities):
-            wnode = entities_node[entity.name].get("workflow")
-            if wnode is not None:
-                workflow = self.workflow(entity, wnode, by_name, role_names)
-                entities[i] = by_name[entity.name] = dataclasses.replace(
-                    entity, workflow=workflow)
+        entities = self.with_workflows(entities, entities_node, by_name, roles)
         dashboards = self.dashboards(doc.get("dashboards"), doc, by_name)
         if any(p.is_error for p in self.problems):
             return None
@@ -445,6 +439,20 @@ class Checker:
             source=self.file,
             me_entity=me_entity(by_name),
         )
+
+    def with_workflows(self, entities: list[EntitySpec], entities_node: Any,
+                       by_name: dict[str, EntitySpec], roles: list[RoleSpec]
+                       ) -> list[EntitySpec]:
+        """The entities with their checked `workflow` (roles are known by now)."""
+        role_names = [r.name for r in roles]
+        result = []
+        for entity in entities:
+            wnode = entities_node[entity.name].get("workflow")
+            if wnode is not None:
+                workflow = self.workflow(entity, wnode, by_name, role_names)
+                entity = by_name[entity.name] = dataclasses.replace(entity, workflow=workflow)
+            result.append(entity)
+        return result
 
     # -- entities ----------------------------------------------------------
 
