@@ -22,11 +22,32 @@ def prepare(app: object) -> str | None:
     return generated
 
 
+def welcome(url: str, password: str | None) -> str:
+    """The last lines a start prints: where to go, and the one-time admin password."""
+    lines = [f"SchemaDesk is running: {url}"]
+    if password:
+        lines += ["", "Sign in as:  admin", f"Password:    {password}",
+                  "(shown once: write it down, then change it under your profile)"]
+    width = max(len(line) for line in lines) + 4
+    border = "+" + "-" * (width - 2) + "+"
+    return "\n".join([border, *(f"| {line.ljust(width - 4)} |" for line in lines), border])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the SchemaDesk console.")
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "5000")))
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the libraries' warnings and every request")
     args = parser.parse_args(argv)
+    if not args.verbose:
+        # FAB's permission sync and Werkzeug's request log would bury the one line
+        # a first start must show: the admin password.
+        import logging
+
+        logging.getLogger().setLevel(logging.ERROR)
+        for name in ("flask_appbuilder", "werkzeug", "alembic"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
     from app import create_app
     from app.schema import SchemaError
@@ -40,9 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with app.app_context():
         generated = prepare(app)
-    if generated:
-        print(f"Created user 'admin' with password: {generated}  (shown once; change it)")
-    print(f"Ready in {time.perf_counter() - started:.1f}s: http://{args.host}:{args.port}/")
+    url = f"http://{args.host}:{args.port}/"
+    print(f"Ready in {time.perf_counter() - started:.1f}s")
+    print(welcome(url, generated))
     app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
     return 0
 
