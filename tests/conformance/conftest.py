@@ -37,6 +37,28 @@ class Tally:
     assertions: int = 0
     mismatches: list[str] = field(default_factory=list)
 
+    def check(self, world_name: str, ok: bool, account: Account, entity: str, way: str,
+              expected: Any, got: Any) -> bool:
+        """Count one assertion of `account` on `entity` by `way`; keep it if it failed."""
+        self.assertions += 1
+        self.roles.add(account.roles[0])
+        self.entities.add(entity)
+        self.ways.add(way)
+        if not ok:
+            self.mismatches.append(
+                f"[{world_name}] {account.roles[0]}({account.username})/{entity}/{way}: "
+                f"expected {expected} got {got}")
+        return ok
+
+    def finish(self, world_name: str, what: str, request: pytest.FixtureRequest) -> None:
+        """Print this world's mismatches; fail on them unless the verdict test collects them."""
+        mine = [m for m in self.mismatches if m.startswith(f"[{world_name}]")]
+        print(f"\n{world_name}: {self.assertions} {what}, {len(mine)} mismatches")
+        for line in mine:
+            print("  " + line)
+        if not verdict_selected(request):
+            assert not mine, "\n".join(mine)
+
 
 REPORT: dict[str, Tally] = defaultdict(Tally)  # "<schema>/<part>" -> tally
 

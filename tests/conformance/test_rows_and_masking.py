@@ -24,7 +24,7 @@ import openpyxl
 from app.records.masking import mask_value
 from app.schema.spec import EntitySpec, FieldSpec
 from app.state import state
-from tests.conformance.conftest import REPORT, World, verdict_selected
+from tests.conformance.conftest import REPORT, World
 from tests.conformance.oracle import ADMIN, Account
 
 TEXT_TYPES = ("string", "text", "email", "phone", "url")
@@ -69,15 +69,7 @@ class Walk:
 
     def check(self, ok: bool, account: Account, entity: str, way: str, expected: Any,
               got: Any) -> bool:
-        self.tally.assertions += 1
-        self.tally.roles.add(account.roles[0])
-        self.tally.entities.add(entity)
-        self.tally.ways.add(way)
-        if not ok:
-            self.tally.mismatches.append(
-                f"[{self.w.name}] {account.roles[0]}({account.username})/{entity}/{way}: "
-                f"expected {expected} got {got}")
-        return ok
+        return self.tally.check(self.w.name, ok, account, entity, way, expected, got)
 
     def same(self, account: Account, entity: str, way: str, expected: Any, got: Any) -> bool:
         return self.check(expected == got, account, entity, way, expected, got)
@@ -533,11 +525,5 @@ def test_every_way_in_gives_the_rows_and_masks_the_schema_allows(world: World,
         walk.account(account, full)
     for account in world.accounts:  # writes last: the reads above saw the seeded rows only
         walk.writes(account)
-    tally = walk.tally
-    mine = [m for m in tally.mismatches if m.startswith(f"[{world.name}]")]
-    print(f"\n{world.name}: {tally.assertions} assertions so far, {len(mine)} mismatches")
-    for line in mine:
-        print("  " + line)
-    if not verdict_selected(request):
-        assert not mine, "\n".join(mine)
+    walk.tally.finish(world.name, "assertions so far", request)
 
