@@ -234,6 +234,11 @@ class RecordService:
             raise NotFound(gettext(N_("No such record."))) from None
         query = self.scoped(self.session.query(self.model).filter(self.model.id == pk))
         if lock:
+            if self.session.get_bind().dialect.name == "sqlite":
+                # SQLite has no FOR UPDATE: take the database's write lock now (a
+                # write statement that touches nothing), so the read below is fresh.
+                self.session.connection().exec_driver_sql(
+                    f'UPDATE "{self.table.name}" SET id = id WHERE 0')
             query = query.with_for_update().populate_existing()
         obj = query.first()
         if obj is None:
