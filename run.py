@@ -61,10 +61,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with app.app_context():
         generated = prepare(app)
+    from app.notify.reminders import start_inline_scheduler
+
+    start_inline_scheduler(app)  # reminders every minute when there is no Redis (RQ's otherwise)
     url = f"http://{args.host}:{args.port}/"
     print(f"Ready in {time.perf_counter() - started:.1f}s")
     print(welcome(url, generated))
-    app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)
+    from werkzeug.serving import run_simple
+
+    from app.designer.reload import SchemaReloader
+
+    # The dispatcher swaps in a rebuilt app when an admin applies a new schema version.
+    run_simple(args.host, args.port, SchemaReloader(app=app), threaded=True, use_reloader=False)
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from typing import Any
 
 from flask import (
@@ -44,23 +45,32 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA journal_mode=WAL")
+        # Freed space is zeroed: an erased subject's bytes do not linger in the file.
+        cur.execute("PRAGMA secure_delete=ON")
         cur.close()
+
+
+# The apps this process has built and not yet garbage-collected (a test run releases
+# those it is done with: `app.state.release`).
+BUILT: weakref.WeakSet[Flask] = weakref.WeakSet()
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the SchemaDesk Flask app for the schema and database in `config`."""
     from flask_appbuilder import AppBuilder
     from flask_sqlalchemy import SQLAlchemy
+    from flask_sqlalchemy.session import Session as FsaSession
 
+    from app.designer.versions import startup_spec
     from app.models import build_models
-    from app.schema import load_spec
     from app.state import AppState
 
     # FAB's own user screens declare filters it cannot build; the warning is noise.
     logging.getLogger("flask_appbuilder.models.filters").setLevel(logging.ERROR)
     settings = load_config(config)
     settings["SQLALCHEMY_DATABASE_URI"] = _normalise_url(settings["SQLALCHEMY_DATABASE_URI"])
-    spec = load_spec(settings["SCHEMA_PATH"])
+    # The newest stored version (schema_version), else the SCHEMA_PATH file.
+    spec, schema_text, schema_number = startup_spec(settings)
 
     app = Flask(__name__, instance_path=settings["INSTANCE_PATH"])
     app.config.update(settings)
@@ -71,6 +81,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config["BABEL_DEFAULT_LOCALE"] = settings.get("BABEL_DEFAULT_LOCALE") or (
         "zh" if spec.default_locale == "zh" else "en"
     )
+    # FAB's raw permission/view-menu screens list internal names (can_show on
+    # SwaggerView); roles come from the YAML and the matrix page shows them.
+    for key in ("FAB_ADD_SECURITY_PERMISSION_VIEW", "FAB_ADD_SECURITY_VIEW_MENU_VIEW",
+                "FAB_ADD_SECURITY_PERMISSION_VIEWS_VIEW"):
+        app.config.setdefault(key, False)
     app.config["LANGUAGES"] = {
         "zh": {"flag": "cn", "name": "中文"},
         "en": {"flag": "gb", "name": "English"},
@@ -81,9 +96,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
 
     models = build_models(spec)
-    db = SQLAlchemy(metadata=models.metadata)
+    # A Session class of this app's own: the audit, rollup, webhook and chart-cache
+    # listeners attach to it (a sessionmaker's events go to its class), so an app
+    # rebuilt after a schema change, or the next app of a test run, neither runs the
+    # old app's listeners nor keeps it alive through them.
+    session_class = type("AppSession", (FsaSession,), {})
+    db = SQLAlchemy(metadata=models.metadata, session_options={"class_": session_class})
     db.init_app(app)
-    app.extensions["schemadesk"] = AppState(spec=spec, models=models, db=db)
+    app.extensions["schemadesk"] = AppState(
+        spec=spec, models=models, db=db, schema_text=schema_text, schema_number=schema_number,
+        build_config=dict(config or {}),
+    )
 
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
@@ -115,7 +138,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         for hook in _service_hooks():
             hook(app, appbuilder)
 
+    BUILT.add(app)
     return app
+
+
+def wsgi(config: dict[str, Any] | None = None) -> Any:
+    """The WSGI entry for gunicorn: `gunicorn -w 4 "app:wsgi()"`.
+
+    It serves the newest schema version and swaps in a rebuilt app when an
+    admin applies a new one, without a restart (app/designer/reload.py).
+    """
+    from app.designer.reload import make_wsgi
+
+    return make_wsgi(config)
 
 
 def _trust_proxies(app: Flask, count: int) -> None:

@@ -111,7 +111,12 @@ def schema_apply(message: str, allow_destructive: bool, no_backup: bool) -> None
     """Plan the changes in words, refuse data loss, back up, migrate, sync roles."""
     from app.backup.guard import guarded_apply
     from app.context import Actor, acting_as
+    from app.designer.cli import apply_file_as_version, has_versions
 
+    if has_versions():  # the schema lives in the database: the file becomes a new version
+        with acting_as(Actor(user_id=None, name="cli", source="cli")):
+            apply_file_as_version(message, allow_destructive)
+        return
     with acting_as(Actor(user_id=None, name="cli", source="cli")):
         outcome = guarded_apply(message, allow_destructive=allow_destructive,
                                 take_backup=not no_backup)
@@ -132,12 +137,14 @@ def db() -> None:
 def db_upgrade() -> None:
     """Apply the schema's migrations (the initial one is written if none exist)."""
     from app.migrate import apply, has_revisions, upgrade
+    from app.privacy.lookup import backfill_all
     from app.security.roles import sync_roles
 
     if has_revisions():
         upgrade()
     else:
         apply("initial schema")
+    backfill_all()  # values written before their field was sealed (app/privacy/lookup.py)
     sync_roles()
     click.echo(gettext(N_("Database is up to date.")))
 
@@ -202,6 +209,16 @@ def _load_service_commands() -> None:
 
 
 _load_service_commands()
+
+
+def _load_designer_commands() -> None:
+    from app.designer.cli import schema_export, schema_versions
+
+    schema.add_command(schema_export)
+    schema.add_command(schema_versions)
+
+
+_load_designer_commands()
 
 
 if __name__ == "__main__":

@@ -24,6 +24,15 @@ from app.security.cli import keys as keys_cli  # noqa: E402
 from app.security.cli import roles as roles_cli  # noqa: E402
 
 ALL += [keys_cli, roles_cli]
+from app.security.mfa_cli import mfa_cli  # noqa: E402
+
+ALL.append(mfa_cli)
 from app.demo import demo as _demo_cli  # noqa: E402
 
 ALL.append(_demo_cli)
+from app.records.rollups import rollups_cli  # noqa: E402
+
+ALL.append(rollups_cli)
+from app.privacy.cli import erase_command, retention_cli  # noqa: E402
+
+ALL += [erase_command, retention_cli]

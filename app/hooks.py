@@ -33,6 +33,31 @@ ALL.append(_io_init)
 from app.security.headers import init_security  # noqa: E402
 
 ALL.append(init_security)
+from app.security.sessions_views import init_sessions_pages  # noqa: E402
+
+ALL.append(init_sessions_pages)
 from app.security.matrix import init_matrix  # noqa: E402
 
 ALL.append(init_matrix)
+from app.views.layout import init_layout  # noqa: E402
+
+ALL.append(init_layout)
+from app.approvals import init_app as _approvals_init  # noqa: E402
+
+ALL.append(_approvals_init)
+from app.views.boards import init_boards  # noqa: E402
+
+ALL.append(init_boards)
+from app.privacy import init_app as _privacy_init  # noqa: E402
+
+ALL.append(_privacy_init)
+from app.records.rollups import init_rollups  # noqa: E402
+
+ALL.append(init_rollups)
+from app.notify.views import init_notify  # noqa: E402
+
+ALL.append(init_notify)
+
+from app.demo import init_demo  # noqa: E402
+
+ALL.append(init_demo)

@@ -9,6 +9,11 @@ The test suite calls `missing_translations()` and fails on any untranslated msgi
 
 from __future__ import annotations
 
+import argparse
+import fcntl
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
@@ -82,17 +87,63 @@ def update() -> int:
     template = extract()
     TRANSLATIONS.mkdir(exist_ok=True)
     with (TRANSLATIONS / "messages.pot").open("wb") as fh:
-        write_po(fh, template, omit_header=False, sort_output=True)
+        write_po(fh, template, omit_header=False, sort_output=True, include_lineno=False)
     po = load_po()
     po.update(template, no_fuzzy_matching=True)
     po.obsolete.clear()
     PO.parent.mkdir(parents=True, exist_ok=True)
     with PO.open("wb") as fh:
-        write_po(fh, po, sort_output=True, width=100)
+        write_po(fh, po, sort_output=True, width=100, include_lineno=False)
     with MO.open("wb") as fh:
         write_mo(fh, po)
     return len(missing_translations())
 
 
+@contextmanager
+def catalog_lock() -> Iterator[None]:
+    """Serialise catalog updates: several people (or helpers) may run this at once."""
+    TRANSLATIONS.mkdir(exist_ok=True)
+    with (TRANSLATIONS / ".lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def fill(translations: dict[str, str]) -> int:
+    """Set zh_CN strings for msgids (after an update); return how many were set."""
+    po = load_po()
+    done = 0
+    for msgid, text in translations.items():
+        message = po.get(msgid)
+        if message is not None and text:
+            message.string = text
+            done += 1
+    with PO.open("wb") as fh:
+        write_po(fh, po, sort_output=True, width=100, include_lineno=False)
+    with MO.open("wb") as fh:
+        write_mo(fh, po)
+    return done
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fill", metavar="JSON",
+                        help="a JSON object {msgid: zh text} to write into zh_CN")
+    parser.add_argument("--missing", action="store_true", help="list untranslated msgids")
+    args = parser.parse_args(argv)
+    with catalog_lock():
+        untranslated = update()
+        if args.fill:
+            data = json.loads(Path(args.fill).read_text(encoding="utf-8"))
+            print(f"filled: {fill(data)}")
+            untranslated = len(missing_translations())
+    print(f"untranslated: {untranslated}")
+    if args.missing:
+        for msgid in missing_translations():
+            print(json.dumps(msgid, ensure_ascii=False))
+
+
 if __name__ == "__main__":
-    print(f"untranslated: {update()}")
+    main()

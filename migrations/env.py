@@ -6,6 +6,7 @@ from typing import Any
 
 from alembic import context
 
+from app.models.indexes import ensure_search_indexes, include_object
 from app.models.types import EncryptedText
 from app.state import state
 
@@ -32,6 +33,7 @@ def run_migrations() -> None:
         "render_as_batch": engine.dialect.name == "sqlite",
         "render_item": render_item,
         "include_name": include_name,
+        "include_object": include_object,  # trigram indexes: ensure_search_indexes below
         "compare_type": True,
         "transaction_per_migration": False,
     }
@@ -39,11 +41,19 @@ def run_migrations() -> None:
         context.configure(connection=connection, **options)
         with context.begin_transaction():
             context.run_migrations()
+            _search_indexes(connection)
         return
     with engine.connect() as conn:
         context.configure(connection=conn, **options)
         with context.begin_transaction():
             context.run_migrations()
+            _search_indexes(conn)
+
+
+def _search_indexes(conn: Any) -> None:
+    """PostgreSQL: pg_trgm and the search fields' trigram indexes (not when writing a revision)."""
+    if not context.is_offline_mode():
+        ensure_search_indexes(conn, state().models.metadata)
 
 
 run_migrations()

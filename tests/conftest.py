@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -118,30 +119,63 @@ def app_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
     revisions written to a temporary folder.
     """
 
-    def factory(schema: Path = CRM, backend: str = "sqlite", **overrides: Any) -> Any:
+    def factory(schema: Path = CRM, backend: str = "sqlite", keep: bool = False,
+                **overrides: Any) -> Any:
+        """`keep`: the app lives for the whole session (a session fixture's); any other
+        app is released when its test module ends (`_release_module_apps`)."""
         tmp = tmp_path_factory.mktemp(f"app_{backend}")
         migrations = None if Path(schema) == CRM else tmp / "migrations"
         url = new_database(backend, tmp)
-        return build_app(Path(schema), url, tmp / "instance", migrations, **overrides)
+        app = build_app(Path(schema), url, tmp / "instance", migrations, **overrides)
+        if keep:
+            _KEPT.add(app)
+        return app
 
     return factory
+
+
+_KEPT: weakref.WeakSet[Any] = weakref.WeakSet()  # session fixtures' apps
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_module_apps(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Release every app a test module built (by the factory or by hand): their session
+    listeners and connections go, so a worker's memory and the database's connections do
+    not grow with the suite. Session fixtures' apps (`keep`) stay."""
+    from app import BUILT
+    from app.state import release
+
+    before = {id(a) for a in BUILT}
+    yield
+    for app in list(BUILT):
+        if id(app) not in before and app not in _KEPT:
+            release(app)
+    log = os.environ.get("SD_MEMLOG")  # a file: each module's end, the worker's memory
+    if log:
+        import gc
+
+        gc.collect()
+        with open("/proc/self/statm") as fh:
+            rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 2**20
+        with open(log, "a", encoding="utf-8") as out:
+            out.write(f"{os.getpid()} {rss} MB apps={len(BUILT)} {request.node.nodeid}\n")
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def crm_app(request: pytest.FixtureRequest, app_factory: Callable[..., Any]) -> Any:
     """The CRM app, once per backend for the whole session."""
-    return app_factory(CRM, request.param)
+    return app_factory(CRM, request.param, keep=True)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def library_app(request: pytest.FixtureRequest, app_factory: Callable[..., Any]) -> Any:
-    return app_factory(LIBRARY, request.param)
+    return app_factory(LIBRARY, request.param, keep=True)
 
 
 @pytest.fixture(scope="session")
 def sqlite_crm_app(app_factory: Callable[..., Any]) -> Any:
     """The CRM app on SQLite only, for tests that are not about the database."""
-    return app_factory(CRM, "sqlite")
+    return app_factory(CRM, "sqlite", keep=True)
 
 
 def login(client: Any, username: str = "admin", password: str = ADMIN_PASSWORD) -> Any:
@@ -172,3 +206,32 @@ def redis_url() -> str:
     except Exception as exc:  # noqa: BLE001
         service_missing("redis", exc)
     return REDIS_URL
+
+
+def phone_in(phones: Any, entity: str = "customer", field: str = "phone") -> Any:
+    """The criterion "the sealed `field` is one of `phones`" (its blind index; call in an app
+    context): a data subject's looked-up values are not stored in clear."""
+    from app.privacy.lookup import equals
+    from app.state import state
+
+    spec = state().spec.entity(entity)
+    return equals(state().models.table(entity), spec, spec.field(field), phones)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """The one Chromium of a worker: Playwright's sync API runs once per thread, so every
+    browser test (tests/e2e, tests/notify) shares it."""
+    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()

@@ -30,7 +30,9 @@ def _actor_for(user: Any) -> Actor:
 def _safe_record(action: str, user: Any = None, detail: dict | None = None) -> None:
     """Record an auth event; a failure to log must not turn a sign-in into a 500."""
     from app.audit.capture import record_event
+    from app.security.login_log import login_context
 
+    detail = {**(detail or {}), **login_context()} or None
     actor = _actor_for(user) if user is not None else current_actor()
     try:
         record_event(action, entity="ab_user",
@@ -45,6 +47,8 @@ def install(app: Any, sm: Any) -> None:
     """Connect the signals for `app` and wrap its security manager's auth methods."""
 
     def on_login(sender: Any, user: Any = None, **_: Any) -> None:
+        if g.get("sd_mfa_pending"):
+            return  # written once the second step is done (app/security/mfa.py)
         _safe_record("login", user)
 
     def on_logout(sender: Any, user: Any = None, **_: Any) -> None:
@@ -67,7 +71,12 @@ def _wrap_auth(original: Any) -> Any:
     def wrapper(username: Any, password: Any, *args: Any, **kwargs: Any) -> Any:
         user = original(username, password, *args, **kwargs)
         if user is None:
-            _safe_record("login_failed", None, {"username": str(username or "")[:255]})
+            from app.security.login_log import failure_reason
+
+            _safe_record("login_failed", None, {"username": str(username or "")[:255],
+                                                "reason": failure_reason(username)})
+        elif g.get("sd_mfa_pending"):
+            pass  # the second step writes the entry (app/security/mfa.py)
         elif has_request_context() and request.path.startswith("/api/"):
             _safe_record("login", user, {"via": "api"})
         return user

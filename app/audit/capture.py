@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from app.audit import chain
 from app.context import Actor, current_actor
+from app.privacy.sealing import erased_diff, erasing, sealed_change
 from app.records.masking import logged_value
 from app.schema.spec import EntitySpec, FieldSpec
 
@@ -38,6 +39,7 @@ PENDING = "audit_pending"
 BULK = "audit_bulk"
 LINKS = "audit_links"
 STAGED = "audit_staged"
+AUDITED = "sd_audited"  # execution option: the writer staged the entries (app.audit.bulk)
 
 
 @dataclass(frozen=True)
@@ -144,15 +146,17 @@ class Capture:
                     t.name: (None, self._current(session, obj, t, new=True))
                     for t in audited.fields
                 }
-            diff = self._diff(session, audited, changes)
+            record_id = _pk(obj)
+            diff = self._diff(session, audited, changes, record_id)
             if not diff and action == "update":
                 continue
-            record_id = _pk(obj)
+            title = title or self._title(obj, audited)
+            if erasing(session, audited.entity, record_id):
+                diff, title = erased_diff(diff), None  # an erasure logs no personal values
             if action == "update" and _merge(pending, tag, audited.entity, record_id, diff):
                 continue
             pending.append(
-                (tag, entry(actor, action, audited.entity, record_id,
-                            title or self._title(obj, audited), diff, detail))
+                (tag, entry(actor, action, audited.entity, record_id, title, diff, detail))
             )
 
     def before_commit(self, session: Session) -> None:
@@ -193,6 +197,8 @@ class Capture:
         same entries (one per row) as ORM changes, written at commit.
         """
         if not (orm_state.is_insert or orm_state.is_update or orm_state.is_delete):
+            return None
+        if orm_state.execution_options.get(AUDITED):
             return None
         name = getattr(getattr(orm_state.statement, "table", None), "name", None)
         if name in self.entity_tables:
@@ -299,15 +305,19 @@ class Capture:
     def _drain_bulk(self, session: Session) -> None:
         """Turn captured statements into entries (in the order they ran)."""
         pending = session.info.setdefault(PENDING, [])
+        index = _latest(pending)  # a chunk of 1000 rows: no scan of the list per row
         with session.no_autoflush:
             for tag, action, audited, record_id, changes, title, actor in session.info.pop(
                     BULK, []):
-                diff = self._diff(session, audited, changes)
-                if action == "update" and (
-                        not diff or _merge(pending, tag, audited.entity, str(record_id), diff)):
+                diff = self._diff(session, audited, changes, record_id)
+                if erasing(session, audited.entity, record_id):
+                    diff, title = erased_diff(diff), None
+                if action == "update" and (not diff or _merge(
+                        pending, tag, audited.entity, str(record_id), diff, index)):
                     continue
-                pending.append((tag, entry(actor, action, audited.entity, record_id, title,
-                                           diff, None)))
+                new = entry(actor, action, audited.entity, record_id, title, diff, None)
+                pending.append((tag, new))
+                index[(new["entity"], new["record_id"])] = (tag, new)
             conn = session.connection()
             for (owner, field, owner_id), (tag, before, actor) in session.info.pop(
                     LINKS, {}).items():
@@ -398,12 +408,21 @@ class Capture:
     def _target(self, obj: Any, t: Tracked) -> type:
         return sa.inspect(type(obj)).relationships[t.name].mapper.class_
 
-    def _diff(self, session: Session, audited: Audited, changes: dict[str, Any]) -> dict:
+    def _diff(self, session: Session, audited: Audited, changes: dict[str, Any],
+              record_id: Any = None) -> dict:
         diff: dict[str, Any] = {}
         fields = {t.name: t for t in audited.fields}
+        # by name: hashing or comparing FieldSpec dataclasses field by field is slow
+        sealed = {f.name for f in audited.spec.log_sealed_fields} \
+            if audited.spec is not None else set()
         for name, (before, after) in changes.items():
             t = fields[name]
             spec = t.spec
+            if spec is not None and spec.name in sealed:
+                change = sealed_change(session, audited.entity, record_id, before, after)
+                if change:
+                    diff[name] = change
+                continue
             if t.kind == "secret" or (spec is not None and spec.encrypted):
                 if before != after:
                     diff[name] = {"changed": True, "encrypted": True}
@@ -556,12 +575,24 @@ def _pk_int(obj: Any) -> Any:
     return identity[0] if identity and len(identity) == 1 else getattr(obj, "id", None)
 
 
-def _merge(pending: list, tag: Any, entity: str, record_id: str | None, diff: dict) -> bool:
+def _latest(pending: list) -> dict[tuple[Any, Any], tuple[Any, dict]]:
+    """The newest pending entry of each (entity, record id): `_merge`'s index."""
+    return {(e["entity"], e["record_id"]): (tag, e) for tag, e in pending}
+
+
+def _merge(pending: list, tag: Any, entity: str, record_id: str | None, diff: dict,
+           index: dict | None = None) -> bool:
     """Fold an update into this transaction's entry for the same record, if any.
 
     A form save may flush a record more than once; the log shows one change.
+    `index` (from `_latest`, kept up to date by the caller) replaces the scan.
     """
-    for other_tag, other in reversed(pending):
+    if index is not None:
+        hit = index.get((entity, record_id))
+        candidates = [hit] if hit is not None else []
+    else:
+        candidates = reversed(pending)
+    for other_tag, other in candidates:
         if other["entity"] != entity or other["record_id"] != record_id:
             continue
         if other_tag is not tag or other["action"] not in ("create", "update"):
@@ -636,14 +667,16 @@ def _bounded(text: str | None) -> str | None:
 
 def install(app: Any, st: Any, sm: Any) -> Capture:
     """Attach the audit listeners to the app's sessionmaker; return them."""
+    from app.state import listen
+
     capture = Capture(app, st, sm)
     factory = st.db.session.session_factory
-    event.listen(factory, "before_flush", capture.before_flush)
-    event.listen(factory, "after_flush", capture.after_flush)
-    event.listen(factory, "before_commit", capture.before_commit)
-    event.listen(factory, "after_soft_rollback", capture.after_soft_rollback)
-    event.listen(factory, "after_transaction_end", capture.after_transaction_end)
-    event.listen(factory, "do_orm_execute", capture.do_orm_execute)
+    listen(factory, "before_flush", capture.before_flush)
+    listen(factory, "after_flush", capture.after_flush)
+    listen(factory, "before_commit", capture.before_commit)
+    listen(factory, "after_soft_rollback", capture.after_soft_rollback)
+    listen(factory, "after_transaction_end", capture.after_transaction_end)
+    listen(factory, "do_orm_execute", capture.do_orm_execute)
     app.extensions["schemadesk_audit"] = capture
     return capture
 

@@ -28,12 +28,21 @@ ACTIONS = {
     "login": N_("Signed in"),
     "login_failed": N_("Failed sign-in"),
     "logout": N_("Signed out"),
+    "session_ended": N_("Session ended"),
+    "mfa_enabled": N_("Two-factor sign-in on"),
+    "mfa_disabled": N_("Two-factor sign-in off"),
+    "mfa_recovery_codes": N_("New recovery codes"),
     "import": N_("Import"),
     "export": N_("Export"),
     "backup": N_("Backup"),
     "restore": N_("Restore"),
     "schema_apply": N_("Schema applied"),
     "audit_verify": N_("Audit log verified"),
+    "transition": N_("Workflow step"),
+    "approval": N_("Approval"),
+    "erase": N_("Erased (personal data destroyed)"),
+    "retention": N_("Retention run"),
+    "retention_confirm": N_("Retention rule confirmed"),
 }
 SOURCES = {"ui": N_("Web"), "api": N_("API"), "cli": N_("Command line"), "job": N_("Job"),
            "system": N_("System")}
@@ -64,13 +73,15 @@ COLUMNS = {
     "record_id": N_("Record"),
     "record_title": N_("Title"),
     "changes": N_("Changes"),
+    "before": N_("Before"),
+    "after": N_("After"),
     "detail": N_("Detail"),
     "prev_hash": N_("Previous hash"),
     "hash": N_("Hash"),
 }
 EXPORT_COLUMNS = ("id", "created_at", "actor_id", "actor_name", "source", "client_ip",
-                  "request_id", "action", "entity", "record_id", "record_title", "changes",
-                  "detail", "prev_hash", "hash")
+                  "request_id", "action", "entity", "record_id", "record_title", "before",
+                  "after", "detail", "prev_hash", "hash")
 
 
 def _lazy(message: str) -> LazyString:
@@ -134,6 +145,11 @@ def diff_rows(entity: str | None, changes_text: str | None) -> list[dict[str, st
                                  items=_display(change.get("added"), field)),
             })
             continue
+        if change.get("sealed") or change.get("erased"):
+            from app.privacy.views import sealed_diff_row
+
+            rows.append(sealed_diff_row(label, field, change))
+            continue
         if change.get("encrypted") or change.get("changed"):
             rows.append({"field": label, "before": "", "after": gettext(N_("(changed)"))})
             continue
@@ -169,10 +185,28 @@ def export_row(item: Any) -> list[Any]:
     from app.io.importer import neutralise
 
     values = []
+    words = export_words(item)
     for c in EXPORT_COLUMNS:
-        v = getattr(item, c)
+        v = words[c] if c in words else getattr(item, c)
         values.append(v.strftime("%Y-%m-%d %H:%M:%S") if c == "created_at" else neutralise(v))
     return values
+
+
+def export_words(item: Any) -> dict[str, str]:
+    """The export's cells a person reads: action, entity and source by name, the diff
+    as a before and an after column ("字段: 值" lines), the detail as "key: value" lines."""
+    diff = diff_rows(item.entity, item.changes)
+    return {
+        "action": action_label(item.action),
+        "entity": entity_label(item.entity),
+        "record_title": item.title_text,
+        "source": gettext(SOURCES[item.source]) if item.source in SOURCES else item.source,
+        "before": "" if item.action == "create" else "\n".join(
+            f"{r['field']}: {r['before']}" for r in diff if r["before"]),
+        "after": "" if item.action == "delete" else "\n".join(
+            f"{r['field']}: {r['after']}" for r in diff if r["after"]),
+        "detail": "\n".join(f"{k}: {v}" for k, v in detail_rows(item.detail)),
+    }
 
 
 def list_args() -> dict[str, list[str]]:
@@ -186,6 +220,16 @@ class AuditEntryBase:
 
     def __str__(self) -> str:
         return f"#{getattr(self, 'id', '?')}"
+
+    @property
+    def title_text(self) -> str:
+        """The record's title as people read it: a role by its YAML label, not its key."""
+        title = getattr(self, "record_title", None) or ""
+        if getattr(self, "entity", None) == "ab_role" and title:
+            from app.security.role_labels import role_label
+
+            return role_label(title)
+        return title
 
 
 class AuditView(ModelView):
@@ -211,17 +255,20 @@ class AuditView(ModelView):
     list_template = "audit/list.html"
     show_template = "audit/show.html"
     list_columns = ["id", "created_at", "actor_name", "source", "action", "entity",
-                    "record_id", "record_title"]
+                    "record_id", "title_text"]
     show_columns = ["id", "created_at", "actor_name", "actor_id", "source", "client_ip",
                     "request_id", "action", "entity", "record_id", "record_title",
                     "prev_hash", "hash"]
     search_columns = ["actor_name", "actor_id", "action", "source", "entity", "record_id",
                       "record_title", "created_at", "client_ip", "request_id"]
-    label_columns = {k: _lazy(v) for k, v in COLUMNS.items()}
+    label_columns = {**{k: _lazy(v) for k, v in COLUMNS.items()},
+                     "title_text": _lazy(COLUMNS["record_title"])}
     formatters_columns = {
         "action": action_label,
         "entity": entity_label,
         "source": lambda v: gettext(SOURCES[v]) if v in SOURCES else (v or ""),
+        "record_id": lambda v: "—" if v is None else v,
+        "actor_name": lambda v: v or "—",
     }
     base_order = ("id", "desc")
     page_size = 50

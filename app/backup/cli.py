@@ -63,6 +63,9 @@ def backup_create(output: str | None, note: str, no_verify: bool, native: str | 
         click.echo(gettext(N_("SQLite snapshot written: %(file)s"), file=result["native"]))
     for path in result.get("pruned", []):
         click.echo(gettext(N_("Removed old backup %(file)s (BACKUP_KEEP)."), file=path))
+    from app.backup.notes import keys_notice
+
+    click.echo(keys_notice())
 
 
 @backup_cli.command("list")
@@ -156,5 +159,9 @@ def backup_restore(file: str, force: bool, keys: tuple[str, ...], allow_unsigned
     else:
         click.echo(gettext(N_("The restore is audit entry #%(id)s."),
                            id=report.get("audit_entry")))
+    if not report.get("subject_keys"):
+        click.echo(gettext(N_("This database holds no data subject keys (backups do not carry "
+                              "them): sealed values read as erased until you run `schemadesk "
+                              "keys import FILE` with a key export.")))
     for warning in report.get("warnings", []):
         click.echo(warning, err=True)

@@ -16,6 +16,7 @@ from flask import current_app
 from sqlalchemy.engine import Connection
 
 from app.backup.engine import dedicated_engine, snapshot, table_names
+from app.backup.fastload import read_rows
 from app.backup.format import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -118,8 +119,8 @@ def create_backup(
                 for layout in table_layouts(conn):
                     member, out = writer.table(layout.name)
                     encode = row_encoder([t for _, t in layout.columns])
-                    result = conn.execute(layout.select().execution_options(yield_per=5000))
-                    for row in result:
+                    for row in read_rows(conn, layout.name, layout.columns,
+                                         layout.primary_key):
                         out.write(encode(row))
                     tables.append(
                         {

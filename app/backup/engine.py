@@ -18,9 +18,15 @@ from app.state import state
 
 # Where a restore keeps the current audit log while it replaces every table.
 AUDIT_KEEP_TABLE = "schemadesk_restore_audit"
+# Where a restore keeps the target's subject keys while it replaces every table.
+KEYS_KEEP_TABLE = "schemadesk_restore_keys"
+# The data subjects' keys (加密粉碎): a backup never carries them, so erasing a
+# record (deleting its key) reaches every backup taken before; a restore keeps the
+# target's own (see `app.privacy.keystore`), `schemadesk keys export` saves them.
+KEY_TABLES = ("subject_key", KEYS_KEEP_TABLE)
 # Sign-in sessions are not data: a backup never carries them, and a restore (which
 # recreates every table) ends them all, so no logged-out session comes back.
-SKIPPED_TABLES = ("alembic_version", AUDIT_KEEP_TABLE, "user_session")
+SKIPPED_TABLES = ("alembic_version", AUDIT_KEEP_TABLE, "user_session", *KEY_TABLES)
 
 
 def app_url() -> str:

@@ -112,7 +112,11 @@ def encoder(tag: str) -> Callable[[Any], Any] | None:
             quantum = Decimal(1).scaleb(-int(scale))
 
             def enc_decimal(v: Any) -> Any:
-                return None if v is None else str(Decimal(str(v)).quantize(quantum))
+                if v is None:
+                    return None
+                if not isinstance(v, Decimal):
+                    v = Decimal(str(v))
+                return str(v.quantize(quantum))
 
             return enc_decimal
         return lambda v: None if v is None else str(Decimal(str(v)).normalize())

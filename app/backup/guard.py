@@ -108,17 +108,20 @@ def guarded_apply(
 def _migrate(conn: Connection, message: str, written: list[Path]) -> str | None:
     """Upgrade to head, write a revision for what is still different, upgrade again."""
     from app.migrate import has_revisions, raw_diff, upgrade, write_revision_script
+    from app.privacy.lookup import backfill_all
 
     _lock(conn)
     if has_revisions():
         upgrade("head", conn)
     if has_revisions() and not raw_diff(conn):
+        backfill_all(conn)
         return None
     script = write_revision_script(message if has_revisions() else "initial schema", conn)
     if script is None:
         return None
     written.append(Path(script.path))
     upgrade("head", conn)
+    backfill_all(conn)  # values written before their field was sealed (app/privacy/lookup.py)
     return script.revision
 
 

@@ -9,7 +9,10 @@ commits DDL as it goes, so there a failure empties the target again and, after
 a forced restore, puts the previous contents back from the safety backup.
 
 The audit log is the exception: a target that has one keeps it, and the restore
-is appended to it (see `app.backup.audit_log`).
+is appended to it (see `app.backup.audit_log`). So are the data subjects' keys:
+backups do not carry them, and the target's `subject_key` is set aside and put
+back (see `app.privacy.keystore`), so a restore never loses a live key nor brings
+a destroyed one back.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.engine import Connection, Engine
 
-from app.backup import audit_log
+from app.backup import audit_log, fastload
 from app.backup.create import TableLayout, create_backup
 from app.backup.engine import (
     AUDIT_KEEP_TABLE,
+    KEYS_KEEP_TABLE,
+    app_url,
     check_foreign_keys,
     dedicated_engine,
     drop_all_tables,
@@ -38,6 +43,8 @@ from app.backup.engine import (
 from app.backup.format import BackupError, BackupReader, row_decoder, row_encoder, sql_type
 from app.backup.verify import require_valid
 from app.i18n import N_, gettext
+from app.privacy import keystore
+from app.privacy import restore as privacy_restore
 from app.state import state
 
 BATCH_ROWS = 2000
@@ -58,6 +65,7 @@ class RestoreReport:
     signed: bool = True  # False: an unsigned file, restored with allow_unsigned
     keep_audit: bool = False  # the target's audit log survives (it had entries)
     audit_entry: int | None = None  # the id of the `restore` entry
+    subject_keys: int = 0  # the data subjects' keys the database holds after the restore
 
     def audit_detail(self) -> dict[str, Any]:
         """What the `restore` audit entry says."""
@@ -89,7 +97,11 @@ def restore_backup(
     started = time.perf_counter()
     path = str(path)
     keys = keys if keys is not None else current_app.config.get("BACKUP_ENCRYPTION_KEY")
-    checked = require_valid(path, keys, signing_keys=signing_keys, allow_unsigned=allow_unsigned)
+    # PostgreSQL and SQLite restore in one transaction that hashes every table as it loads
+    # it, so the file's data is read once; MariaDB commits as it goes: verify all first.
+    transactional = sa.make_url(url or app_url()).get_backend_name() != "mysql"
+    checked = require_valid(path, keys, signing_keys=signing_keys, allow_unsigned=allow_unsigned,
+                            data=not transactional)
     reader = BackupReader(path, keys)
     manifest = reader.manifest
     stem = state().spec.stem
@@ -146,17 +158,24 @@ def _restore_in_one_transaction(
 ) -> None:
     """PostgreSQL, SQLite: DDL is transactional, so everything commits or nothing does."""
     from app.migrate import upgrade
+    from app.privacy.lookup import backfill_all
 
     try:
         with engine.connect() as conn:
             with conn.begin():
                 kept = audit_log.set_aside(conn) if report.keep_audit else None
-                drop_all_tables(conn, keep=(AUDIT_KEEP_TABLE,))
+                erasures = privacy_restore.set_aside(conn)
+                keys_kept = keystore.set_aside(conn)
+                drop_all_tables(conn, keep=(AUDIT_KEEP_TABLE, KEYS_KEEP_TABLE))
                 upgrade(report.revision or "head", conn)
                 _load(conn, reader, report)
                 upgrade("head", conn)
                 if kept is not None:
                     audit_log.put_back(conn, kept)
+                _put_back_keys(conn, keys_kept, report)
+                privacy_restore.put_back(conn, erasures)  # erased data stays erased
+                backfill_all(conn)  # an older backup's clear values: sealed now
+                report.subject_keys = keystore.live_keys(conn)
                 check_foreign_keys(conn)
                 report.audit_entry = audit_log.record_restore(conn, report.audit_detail())
     except Exception as exc:
@@ -169,12 +188,15 @@ def _restore_in_one_transaction(
 def _restore_step_by_step(engine: Engine, reader: BackupReader, report: RestoreReport) -> None:
     """MariaDB/MySQL: DDL commits on its own, so undo by hand when something fails."""
     from app.migrate import upgrade
+    from app.privacy.lookup import backfill_all
 
     try:
         with engine.connect() as conn:
             kept = audit_log.set_aside(conn) if report.keep_audit else None
+            erasures = privacy_restore.set_aside(conn)
+            keys_kept = keystore.set_aside(conn)
             conn.commit()
-            drop_all_tables(conn, keep=(AUDIT_KEEP_TABLE,))
+            drop_all_tables(conn, keep=(AUDIT_KEEP_TABLE, KEYS_KEEP_TABLE))
             conn.commit()
             upgrade(report.revision or "head", conn)
             conn.commit()
@@ -185,11 +207,18 @@ def _restore_step_by_step(engine: Engine, reader: BackupReader, report: RestoreR
             if kept is not None:
                 audit_log.put_back(conn, kept)
                 conn.commit()
+            _put_back_keys(conn, keys_kept, report)
+            conn.commit()
+            privacy_restore.put_back(conn, erasures)  # erased data stays erased
+            backfill_all(conn)  # an older backup's clear values: sealed now
+            report.subject_keys = keystore.live_keys(conn)
+            conn.commit()
             report.audit_entry = audit_log.record_restore(conn, report.audit_detail())
             conn.commit()
     except Exception as exc:
         with engine.connect() as conn:
-            drop_all_tables(conn)
+            keystore.rescue(conn)  # the live keys are in no backup: never drop them
+            drop_all_tables(conn, keep=(KEYS_KEEP_TABLE,))
             conn.commit()
         message = gettext(N_("Restore failed and the target was emptied again: %(error)s"),
                           error=_first_line(exc))
@@ -200,6 +229,17 @@ def _restore_step_by_step(engine: Engine, reader: BackupReader, report: RestoreR
                 N_("Restore failed; the previous contents were put back from %(backup)s: "
                    "%(error)s"), backup=report.safety_backup, error=_first_line(exc))
         raise BackupError(message) from exc
+
+
+def _put_back_keys(conn: Connection, kept: bool, report: RestoreReport) -> None:
+    """The target's own subject keys over the restored (empty) table; warn of a file with keys."""
+    from_file = keystore.put_back(conn, kept)
+    if from_file:
+        report.warnings.append(gettext(
+            N_("%(file)s holds %(count)d subject key(s): it was taken before backups left them "
+               "out. Keys this database lacked were added, except those of erased records. "
+               "Delete that file once a newer backup exists."),
+            file=Path(report.path).name, count=from_file))
 
 
 def _first_line(exc: Exception) -> str:
@@ -227,45 +267,88 @@ def _without_foreign_key_checks(conn: Connection) -> None:
 
 
 def _load(conn: Connection, reader: BackupReader, report: RestoreReport) -> None:
-    """Insert every table's rows in batches, then check counts and checksums read back."""
+    """Load every table in bulk (see `app.backup.fastload`), then check it read back."""
     _without_foreign_key_checks(conn)
-    dialect = conn.dialect.name
+    fastload.relax_checks(conn)
+    loaded = []
     for table in reader.tables:
         if report.keep_audit and table["name"] in audit_log.AUDIT_TABLES:
             continue  # the target's own log is put back instead (never rewound)
-        tags = [t for _, t in table["columns"]]
-        insert, to_params = _inserter(conn, table["name"], table["columns"])
-        decode = row_decoder(tags)
-        expected = _target_encoder(dialect, tags)
-        file_sha, target_sha = hashlib.sha256(), hashlib.sha256()
-        batch: list[Any] = []
-        rows = 0
-        for line in reader.lines(table):
-            file_sha.update(line)
-            values = decode(line)
-            target_sha.update(expected(values) if expected else line)
-            batch.append(to_params(values))
-            rows += 1
-            if len(batch) >= BATCH_ROWS:
-                conn.exec_driver_sql(insert, batch)
-                batch = []
-        if batch:
-            conn.exec_driver_sql(insert, batch)
-        if rows != table["rows"] or file_sha.hexdigest() != table["sha256"]:
-            raise BackupError(gettext(N_("%(file)s changed while it was being restored (table "
-                                         "%(table)s)."), file=reader.path, table=table["name"]))
-        _check_read_back(conn, table, target_sha.hexdigest(), rows)
-        if expected and target_sha.hexdigest() != table["sha256"]:
+        indexes = fastload.secondary_indexes(conn, table["name"])
+        fastload.drop_indexes(conn, indexes)
+        rows, target_sha = _load_table(conn, reader, table)
+        fastload.create_indexes(conn, indexes)
+        _check_read_back(conn, table, target_sha, rows)
+        if target_sha != table["sha256"]:
             report.warnings.append(
                 gettext(N_("%(table)s: this database keeps times to the second; fractions of "
                            "a second were dropped."), table=table["name"])
             )
+        loaded.append(table["name"])
         report.tables += 1
         report.rows += rows
-    if dialect == "mysql":
-        conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS=1")
-    if dialect == "postgresql":
+    fastload.restore_checks(conn)
+    fastload.check_foreign_keys(conn, loaded)
+    if conn.dialect.name == "postgresql":
         _reset_sequences(conn, reader.tables)
+
+
+def _load_table(conn: Connection, reader: BackupReader, table: dict[str, Any]) -> tuple[int, str]:
+    """Stream one table's lines into it; return its row count and the SHA the target must read.
+
+    The file's own SHA-256 is computed on the way, so a file that changed after
+    it was verified (or was only checked for its signature) fails here.
+    """
+    tags = [t for _, t in table["columns"]]
+    decode = row_decoder(tags)
+    expected = _target_encoder(conn.dialect.name, tags)
+    write, finish = fastload.bulk_writer(conn, table["name"], table["columns"])
+    file_sha, target_sha = hashlib.sha256(), hashlib.sha256()
+    batch: list[Any] = []
+    rows = hashed = 0
+    try:
+        for line in reader.lines(table):
+            file_sha.update(line)
+            hashed += 1
+            values = decode(line)
+            target_sha.update(expected(values) if expected else line)
+            batch.append(values)
+            rows += 1
+            if len(batch) >= BATCH_ROWS:
+                write(batch)
+                batch = []
+        if batch:
+            write(batch)
+    except Exception as exc:
+        finish(exc)
+        if _altered(reader, table, file_sha, hashed):  # name the cause, not its symptom
+            raise _altered_error(reader, table) from exc
+        raise
+    finish(None)
+    if rows != table["rows"] or file_sha.hexdigest() != table["sha256"]:
+        raise _altered_error(reader, table)
+    return rows, target_sha.hexdigest()
+
+
+def _altered(reader: BackupReader, table: dict[str, Any], sha: Any, hashed: int) -> bool:
+    """After a failed load: does the rest of the member show the file itself was altered?
+
+    A flipped byte can break a line's JSON or a value the database refuses before
+    the table's checksum is known; hash what was not read yet to tell.
+    """
+    try:
+        for number, line in enumerate(reader.lines(table)):
+            if number >= hashed:
+                sha.update(line)
+    except BackupError:
+        return True
+    return sha.hexdigest() != table["sha256"]
+
+
+def _altered_error(reader: BackupReader, table: dict[str, Any]) -> BackupError:
+    return BackupError(gettext(N_("%(file)s is altered: the checksum of table %(table)s does "
+                                  "not match its manifest."), file=reader.path,
+                               table=table["name"]))
 
 
 def _inserter(conn: Connection, name: str, columns: list[list[str]]) -> tuple[str, Any]:
@@ -327,7 +410,7 @@ def _check_read_back(conn: Connection, table: dict[str, Any], expected_sha: str,
     encode = row_encoder([t for _, t in layout.columns])
     sha = hashlib.sha256()
     found = 0
-    for row in conn.execute(layout.select().execution_options(yield_per=5000)):
+    for row in fastload.read_rows(conn, layout.name, layout.columns, layout.primary_key):
         sha.update(encode(row))
         found += 1
     if found != rows or sha.hexdigest() != expected_sha:

@@ -83,6 +83,7 @@ def run_restore(path: str, force: bool = False, signing_keys: list[str] | None =
         "warnings": report.warnings,
         "audit_kept": report.keep_audit,
         "audit_entry": report.audit_entry,
+        "subject_keys": report.subject_keys,
     }
     return result
 

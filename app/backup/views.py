@@ -14,6 +14,7 @@ from flask_appbuilder.security.decorators import has_access
 from flask_babel import LazyString
 
 from app.backup.format import BackupError
+from app.backup.notes import keys_notice, note_text
 from app.i18n import N_, current_lang, gettext
 
 
@@ -60,8 +61,8 @@ class BackupsView(BaseView):
         except Exception as exc:  # noqa: BLE001 - show the page even if the diff fails
             changes = [(str(exc).splitlines()[0], False)]
         return self.render_template(
-            "backup/list.html", backups=list_backups(), changes=changes,
-            title=gettext(N_("Backups")),
+            "backup/list.html", backups=list_backups(), changes=changes, note_text=note_text,
+            keys_notice=keys_notice(html=True), title=gettext(N_("Backups")),
         )
 
     @expose("/download/<name>")

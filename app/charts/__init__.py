@@ -13,7 +13,10 @@ from typing import Any
 
 def init_charts(app: Any, appbuilder: Any) -> None:
     """Register the chart pages, the dashboard and the home-page redirect."""
+    from app.charts import cache
     from app.charts.views import charts_link, register_chart_views
+
+    cache.install(app)  # aggregates cached per scope, dropped by any write to the entity
 
     register_chart_views(appbuilder)
     app.jinja_env.globals["sd_charts_link"] = charts_link

@@ -19,6 +19,7 @@ from sqlalchemy.orm import aliased
 
 from app.i18n import N_, current_lang, gettext
 from app.records import Forbidden, records
+from app.records.display import local_sql
 from app.schema.spec import DATE_TYPES, ChartSpec, EntitySpec, FieldSpec, Measure
 from app.state import state
 
@@ -93,7 +94,7 @@ def list_filters(entity_name: str) -> Any | None:
     service = records(entity_name)
     allowed = view.datamodel.get_filters(view.search_columns)
     for flt, value in zip(filters.filters, filters.values, strict=True):
-        if service.may_filter(flt.column_name):  # no oracle on a field the user can't see
+        if service.may_filter_column(flt.column_name):  # no oracle on a field the user can't see
             allowed._add_filter(flt, value)
     filters = allowed
     base = view.datamodel.get_filters()
@@ -342,7 +343,9 @@ def time_series(
     st = state()
     period = chart.period or "month"
     column = getattr(model, f.name)
-    key = period_start(column, period, st.db.engine.dialect.name).label("key")
+    dialect = st.db.engine.dialect.name
+    local = local_sql(column, dialect) if f.type == "datetime" else column  # the app's zone
+    key = period_start(local, period, dialect).label("key")
     stmt = sa.select(key, measure).select_from(model).where(column.is_not(None))
     stmt = apply_scope(stmt, entity_name, filters).group_by(key)
     empty = empty_value(chart.measure)
@@ -442,8 +445,13 @@ def reminder_fields(entity: EntitySpec) -> list[FieldSpec]:
     ]
 
 
-def reminders(entity_name: str, f: FieldSpec, today: dt.date | None = None) -> ReminderList:
-    """Return the records whose `f` falls today or before, oldest first, with counts."""
+def reminders(entity_name: str, f: FieldSpec, today: dt.date | None = None,
+              when: Any = None, shift: dt.timedelta = dt.timedelta(0)) -> ReminderList:
+    """Return the records whose `f` (+ `shift`) falls today or before, oldest first, with counts.
+
+    `when` (a declared reminder's condition, app/notify/dashboard.py) leaves out
+    finished records; `shift` is an `after:` delay (due 24 h after creation).
+    """
     st = state()
     lang = current_lang()
     entity = st.spec.entity(entity_name)
@@ -451,7 +459,7 @@ def reminders(entity_name: str, f: FieldSpec, today: dt.date | None = None) -> R
     today = today or dt.date.today()
     column = getattr(model, f.name)
     if f.type == "datetime":
-        start = dt.datetime.combine(today, dt.time())
+        start = dt.datetime.combine(today, dt.time()) - shift
         end = start + dt.timedelta(days=1)
         is_overdue, is_today, is_due = (
             column < start,
@@ -459,12 +467,15 @@ def reminders(entity_name: str, f: FieldSpec, today: dt.date | None = None) -> R
             column < end,
         )
     else:
-        is_overdue, is_today, is_due = column < today, column == today, column <= today
+        base = today - dt.timedelta(days=shift.days)
+        is_overdue, is_today, is_due = column < base, column == base, column <= base
     # SUM(CASE ...) rather than COUNT(*) FILTER, which MariaDB lacks.
     counts = sa.select(
         sa.func.sum(sa.case((is_overdue, 1), else_=0)).label("overdue"),
         sa.func.sum(sa.case((is_today, 1), else_=0)).label("today"),
     ).select_from(model)
+    if when is not None:
+        is_due = sa.and_(is_due, when)
     counts = apply_scope(counts.where(is_due), entity_name, None)
     overdue_count, today_count = st.db.session.execute(counts).one()
     title = relation_title(model, entity)
@@ -482,7 +493,8 @@ def reminders(entity_name: str, f: FieldSpec, today: dt.date | None = None) -> R
     stmt = apply_scope(stmt, entity_name, None).order_by(column, model.id).limit(MAX_REMINDERS)
     found = []
     for row in st.db.session.execute(stmt):
-        due = row.due.date() if isinstance(row.due, dt.datetime) else row.due
+        due = (row.due + shift).date() if isinstance(row.due, dt.datetime) else (
+            row.due + dt.timedelta(days=shift.days))
         text = "" if row.title is None else str(row.title)
         found.append(
             {

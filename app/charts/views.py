@@ -17,7 +17,7 @@ from flask_appbuilder.security.decorators import has_access_api
 from flask_appbuilder.views import IndexView
 from flask_login import current_user
 
-from app.charts import aggregate
+from app.charts import aggregate, cache
 from app.i18n import N_, current_lang, gettext
 from app.schema.spec import ACTIONS, ChartSpec, DashboardItem, EntitySpec
 from app.state import state
@@ -92,7 +92,7 @@ class EntityChartsView(BaseView):
             value = None
             if chart.type == "kpi":
                 value = format_number(
-                    aggregate.aggregate(self.entity.name, chart, filters).values[0]
+                    cache.cached_aggregate(self.entity.name, chart, filters).values[0]
                 )
             tiles.append(tile(self.entity, chart, value, query))
         return self.render_template(
@@ -115,7 +115,7 @@ class EntityChartsView(BaseView):
         if not aggregate.chart_allowed(self.entity.name, chart):
             abort(403)
         filters = aggregate.list_filters(self.entity.name)
-        return jsonify(aggregate.aggregate(self.entity.name, chart, filters).as_json())
+        return jsonify(cache.cached_aggregate(self.entity.name, chart, filters).as_json())
 
 
 class DashboardView(BaseView):
@@ -142,19 +142,21 @@ class DashboardView(BaseView):
                 if not aggregate.chart_allowed(entity.name, chart):
                     continue
                 if chart.type == "kpi":
-                    value = aggregate.aggregate(entity.name, chart).values[0]
+                    value = cache.cached_aggregate(entity.name, chart).values[0]
                     kpis.append(kpi_tile(entity, item, format_number(value), chart))
                 else:
                     charts.append(tile(entity, chart))
             elif item.kpi is not None:
-                value = aggregate.kpi_value(entity.name, item.kpi)
+                value = cache.cached_kpi(entity.name, item.kpi)
                 kpis.append(kpi_tile(entity, item, format_number(value)))
+        from app.notify.dashboard import dashboard_reminders
+
         reminder_lists = []
         for entity in spec.entities:
             if not can_read(entity.name):
                 continue
-            for f in aggregate.reminder_fields(entity):
-                reminder = aggregate.reminders(entity.name, f)
+            for f, when, shift in dashboard_reminders(entity):  # declared rules, else next_/due_
+                reminder = aggregate.reminders(entity.name, f, when=when, shift=shift)
                 for record in reminder.records:
                     record["url"] = url_for(f"{entity.class_name}View.show", pk=record["id"])
                 reminder_lists.append(reminder)

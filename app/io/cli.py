@@ -64,6 +64,10 @@ def import_command(entity: str, file: str, dry_run: bool, run_async: bool,
             result = import_file(entity, file, dry_run=dry_run, encoding=encoding, sheet=sheet)
         except FileError as exc:
             raise click.ClickException(gettext(exc.message, **exc.params)) from None
+        if result.computed_columns:
+            click.echo(gettext(N_("Columns not imported (calculated by the rules): "
+                                  "%(columns)s"), columns=", ".join(result.computed_columns)),
+                       err=True)
         if result.unknown_columns:
             click.echo(gettext(N_("Columns not imported (no such field): %(columns)s"),
                                columns=", ".join(result.unknown_columns)), err=True)

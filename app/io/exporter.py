@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from flask import current_app, has_request_context
 from sqlalchemy.orm import Session
 
@@ -25,10 +26,12 @@ from app.audit import record_event
 from app.i18n import N_, current_lang, gettext
 from app.io.importer import neutralise
 from app.records import records
+from app.records.display import to_local
 from app.schema.spec import EntitySpec, FieldSpec
 from app.state import state
 
 BATCH = 1000
+TITLE_CACHE = 50_000  # titles of related records kept per target during one export
 
 
 def export_fields(entity: EntitySpec) -> list[FieldSpec]:
@@ -52,7 +55,8 @@ def _list_request(args: dict[str, Any] | None) -> Iterator[None]:
         yield
 
 
-def build_query(session: Session, entity_name: str, use_list_args: bool = True) -> Any:
+def build_query(session: Session, entity_name: str, use_list_args: bool = True,
+                eager: bool = True) -> Any:
     """Return the ORM query of the list page: its filters, search (`q`), order, row rule.
 
     Reads the current request's args (`_flt_*`, `q`, `_oc_*`/`_od_*`), through the
@@ -84,7 +88,8 @@ def build_query(session: Session, entity_name: str, use_list_args: bool = True) 
         query = view.datamodel.apply_all(query, joined, order_column, order_direction)
     service = records(entity_name)
     service.require("export")
-    return service.scoped(query).options(*service.eager_options())
+    query = service.scoped(query)
+    return query.options(*service.eager_options()) if eager else query
 
 
 def cell_value(f: FieldSpec, obj: Any, lang: str, masked: Any, for_csv: bool) -> Any:
@@ -100,20 +105,95 @@ def cell_value(f: FieldSpec, obj: Any, lang: str, masked: Any, for_csv: bool) ->
         value = value.username if value is not None else None
     elif f.is_relation:
         value = str(value) if value is not None else None
-    elif f.type == "enum":
+    return shown_value(f, value, lang, masked, for_csv)
+
+
+def shown_value(f: FieldSpec, value: Any, lang: str, masked: Any, for_csv: bool) -> Any:
+    """`cell_value` once relations are text: labels, yes/no, masking, CSV text, no formulas."""
+    if f.type == "enum":
         value = f.choice_label(value, lang) if value is not None else None
     elif f.type == "boolean":
         value = None if value is None else gettext(N_("Yes")) if value else gettext(N_("No"))
+    elif isinstance(value, dt.datetime):  # as on screen: the app's time zone, to the minute
+        value = to_local(value).replace(second=0, microsecond=0)
     if masked is not None and f.sensitive and value not in (None, ""):
         value = masked.show(f, value)
     if value is None:
         return ""
     if for_csv:
         if isinstance(value, (dt.date, dt.datetime)):
-            return value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
+            return (value.isoformat(sep=" ", timespec="minutes") if isinstance(value, dt.datetime)
+                    else value.isoformat())
         if isinstance(value, (int, Decimal, float)) and not isinstance(value, bool):
             return str(value)
     return neutralise(value) if isinstance(value, str) else value
+
+
+class _Titles:
+    """Titles of the records an export batch refers to: one SELECT per relation and batch.
+
+    A title is what the ORM path printed (`str(record)`, a user's username); the
+    last TITLE_CACHE titles of each target are kept, so repeated owners cost nothing.
+    """
+
+    def __init__(self, session: Session, entity: EntitySpec) -> None:
+        st = state()
+        self.session, self.st, self.entity = session, st, entity
+        self.cache: dict[str, dict[Any, str]] = {}
+
+    def lookup(self, f: FieldSpec, ids: set[Any]) -> dict[Any, str]:
+        known = self.cache.setdefault(f.type if f.type == "user" else str(f.to), {})
+        missing = sorted(i for i in ids if i is not None and i not in known)
+        if len(known) + len(missing) > TITLE_CACHE:
+            known.clear()
+            missing = sorted(i for i in ids if i is not None)
+        for part in (missing[i:i + 500] for i in range(0, len(missing), 500)):
+            if f.type == "user":
+                users = self.st.models.metadata.tables["ab_user"]
+                known.update(self.session.execute(
+                    sa.select(users.c.id, users.c.username).where(users.c.id.in_(part))).all())
+                continue
+            model = self.st.models.model(str(f.to))
+            for obj in self.session.query(model).filter(model.id.in_(part)):
+                known[obj.id] = str(obj)
+        return known
+
+    def many(self, f: FieldSpec, ids: list[Any]) -> dict[Any, str]:
+        """{record id: the titles of its linked records, joined} for a many-to-many field."""
+        assoc = self.st.models.m2m_tables[(self.entity.name, f.name)]
+        left, right = list(assoc.c)
+        pairs = self.session.execute(
+            sa.select(left, right).where(left.in_(ids)).order_by(left, right)).all()
+        titles = self.lookup(f, {p[1] for p in pairs})
+        joined: dict[Any, list[str]] = {}
+        for owner, target in pairs:
+            joined.setdefault(owner, []).append(titles.get(target, ""))
+        return {owner: ", ".join(names) for owner, names in joined.items()}
+
+
+def _rows_of_batch(batch: list[Any], fields: list[FieldSpec], titles: _Titles, lang: str,
+                   masked: Any, for_csv: bool) -> Iterator[list[Any]]:
+    """Turn a batch of Core rows into export rows (relations' titles looked up at once)."""
+    names: dict[str, dict[Any, str]] = {}
+    ids = [row.id for row in batch]
+    for f in fields:
+        if f.is_many:
+            names[f.name] = titles.many(f, ids)
+        elif f.is_foreign_key:
+            found = titles.lookup(f, {getattr(row, f.column_name) for row in batch})
+            names[f.name] = found
+    for row in batch:
+        cells = []
+        for f in fields:
+            if f.is_many:
+                value: Any = names[f.name].get(row.id, "")
+            elif f.is_foreign_key:
+                ref = getattr(row, f.column_name)
+                value = None if ref is None else names[f.name].get(ref)
+            else:
+                value = getattr(row, f.column_name)
+            cells.append(shown_value(f, value, lang, masked, for_csv))
+        yield cells
 
 
 def iter_rows(entity_name: str, args: dict[str, Any] | None = None, lang: str | None = None,
@@ -122,7 +202,9 @@ def iter_rows(entity_name: str, args: dict[str, Any] | None = None, lang: str | 
 
     Who may see what, and the query, are settled here, at once (inside the
     request); the rows are then fetched batch by batch as the iterator is read,
-    which may be after the view has returned (a streamed response).
+    which may be after the view has returned (a streamed response). They are
+    Core rows from a server-side cursor (`yield_per`), not ORM objects; the
+    titles of related records are looked up once per batch.
     """
     st = state()
     entity = st.spec.entity(entity_name)
@@ -133,22 +215,35 @@ def iter_rows(entity_name: str, args: dict[str, Any] | None = None, lang: str | 
         with _list_request(args):
             service = records(entity_name)
             masked = None if service.sees_sensitive else service
-            query = build_query(session, entity_name, use_list_args=True).yield_per(BATCH)
+            table = st.models.table(entity_name)
+            query = build_query(session, entity_name, use_list_args=True, eager=False)
+            query = query.with_entities(*table.c).yield_per(BATCH)
     except Exception:
         session.close()
         raise
 
     def rows() -> Iterator[list[Any]]:
+        # Titles come through a second connection: on MariaDB (pymysql) a statement
+        # on the streaming connection would end its server-side cursor.
+        lookups = Session(bind=st.db.engine)
+        titles = _Titles(lookups, entity)
         try:
-            for obj in query:
-                yield [cell_value(f, obj, lang, masked, for_csv) for f in fields]
+            batch: list[Any] = []
+            for row in query:
+                batch.append(row)
+                if len(batch) >= BATCH:
+                    yield from _rows_of_batch(batch, fields, titles, lang, masked, for_csv)
+                    batch = []
+            if batch:
+                yield from _rows_of_batch(batch, fields, titles, lang, masked, for_csv)
         finally:
+            lookups.close()
             session.close()
 
     return rows()
 
 
-LIST_ARG_PREFIXES = ("_flt_", "_oc_", "_od_")
+LIST_ARG_PREFIXES = ("_flt_", "_oc_", "_od_", "f_")  # f_: the grid's panel (f_id: selected)
 
 
 def csv_chunks(head: list[str], rows: Iterator[list[Any]]) -> Iterator[tuple[bytes, int]]:
@@ -240,47 +335,43 @@ def audit_export(entity: str, fmt: str, rows: int, args: Mapping[str, Any] | Non
     record_event("export", entity=entity, title=file, detail=detail)
 
 
+def _example(f: FieldSpec, lang: str) -> Any:
+    """The template's example cell of field `f`."""
+    if f.type == "enum":
+        return f.choices[0].label.get(lang) if f.choices else ""
+    fixed = {"boolean": gettext(N_("Yes")), "date": "2024-03-05", "datetime": "2024-03-05 14:30",
+             "email": "name@example.com", "phone": "13800138000", "url": "https://example.com"}
+    if f.type in fixed:
+        return fixed[f.type]
+    if f.type in ("integer", "decimal"):
+        return str(f.min if f.min is not None else 1)
+    if f.is_relation or f.type == "user":
+        return ""
+    return f.label.get(lang)
+
+
+def _accepted(f: FieldSpec, lang: str) -> str:
+    """The template's 'accepted values' text of field `f`."""
+    if f.type == "enum":
+        return " / ".join(c.label.get(lang) for c in f.choices)
+    if f.type == "boolean":
+        return "是/否, yes/no, true/false, 1/0"
+    if f.is_many:
+        return gettext(N_("Titles separated by commas"))
+    if f.is_relation:
+        return gettext(N_("Title or ID of the record"))
+    if f.type in ("date", "datetime"):
+        return "2024-03-05, 2024/3/5" + (", 2024-03-05 14:30" if f.type == "datetime" else "")
+    return ""
+
+
 def template_rows(entity: EntitySpec, lang: str) -> tuple[list[str], list[Any], list[list[str]]]:
     """Return (headers, an example row, choices sheet rows) of the import template."""
-    example: list[Any] = []
-    for f in export_fields(entity):
-        if f.type == "enum":
-            example.append(f.choices[0].label.get(lang) if f.choices else "")
-        elif f.type == "boolean":
-            example.append(gettext(N_("Yes")))
-        elif f.type == "date":
-            example.append("2024-03-05")
-        elif f.type == "datetime":
-            example.append("2024-03-05 14:30")
-        elif f.type in ("integer", "decimal"):
-            example.append(str(f.min if f.min is not None else 1))
-        elif f.type == "email":
-            example.append("name@example.com")
-        elif f.type == "phone":
-            example.append("13800138000")
-        elif f.type == "url":
-            example.append("https://example.com")
-        elif f.is_relation or f.type == "user":
-            example.append("")
-        else:
-            example.append(f.label.get(lang))
+    example = [_example(f, lang) for f in export_fields(entity)]
     choices = [[gettext(N_("Field")), gettext(N_("Required")), gettext(N_("Accepted values"))]]
     for f in export_fields(entity):
-        if f.type == "enum":
-            accepted = " / ".join(c.label.get(lang) for c in f.choices)
-        elif f.type == "boolean":
-            accepted = "是/否, yes/no, true/false, 1/0"
-        elif f.is_many:
-            accepted = gettext(N_("Titles separated by commas"))
-        elif f.is_relation:
-            accepted = gettext(N_("Title or ID of the record"))
-        elif f.type in ("date", "datetime"):
-            accepted = "2024-03-05, 2024/3/5" + (", 2024-03-05 14:30" if f.type == "datetime"
-                                                  else "")
-        else:
-            accepted = ""
         choices.append([f.label.get(lang),
-                        gettext(N_("Yes")) if f.required else "", accepted])
+                        gettext(N_("Yes")) if f.required else "", _accepted(f, lang)])
     return headers(entity, lang), example, choices
 
 

@@ -26,9 +26,14 @@ from flask import current_app
 from app.audit import record_event
 from app.context import current_actor
 from app.i18n import N_, current_lang, gettext
+from app.io import bulk
 from app.io.reader import FileError, TooLong, open_table
 from app.models import column_default, utcnow
+from app.notify.webhooks import note_bulk
+from app.privacy import lookup
+from app.privacy.keys import SealedStr, is_token, record_key
 from app.records import records, workflow
+from app.records.display import app_zone
 from app.records.validation import check_value
 from app.records.values import CellError, cell_text, is_blank, parse_cell, split_many
 from app.schema.spec import EntitySpec, FieldSpec
@@ -63,6 +68,8 @@ class ImportResult:
     rejected: int = 0
     columns: dict[str, str] = field(default_factory=dict)  # header -> field name
     unknown_columns: list[str] = field(default_factory=list)
+    # headers of rollup/classified fields: kept by the rules, never imported
+    computed_columns: list[str] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
     preview: list[dict[str, Any]] = field(default_factory=list)
     error_file: str | None = None
@@ -95,6 +102,13 @@ def map_headers(entity: EntitySpec, headers: list[str]) -> tuple[dict[int, Field
     return mapping, unknown
 
 
+def computed_headers(entity: EntitySpec, headers: list[str]) -> list[str]:
+    """The headers that name a rollup or classified field (an exported file has them)."""
+    names = {normalise_header(alias) for f in entity.fields if f.computed
+             for alias in (f.name, f.label.en, f.label.zh) if alias}
+    return [h for h in headers if normalise_header(h) in names]
+
+
 def _message(message: str, **params: Any) -> str:
     return gettext(message, **params)
 
@@ -119,6 +133,7 @@ class Importer:
         self._report_fh: Any = None
         self.service = records(entity_name)
         self.fields_by_name = {f.name: f for f in self.entity.fields}
+        self.bulk_audit = True  # False: the per-row reference path (tests compare the two)
 
     # -- the pieces --------------------------------------------------------
 
@@ -127,9 +142,37 @@ class Importer:
         if self.entity.import_key and self.entity.import_key in names:
             return self.entity.field(self.entity.import_key)
         for f in mapped:
-            if f.unique and not f.encrypted and not f.is_relation:
+            if f.unique and self._comparable(f) and not f.is_relation:
                 return f
         return None
+
+    def _comparable(self, f: FieldSpec) -> bool:
+        """Whether the importer can look `f` up: in clear, or by its blind index."""
+        return not f.encrypted or self.entity.is_blind(f.name)
+
+    def _form(self, f: FieldSpec, value: Any) -> Any:
+        """The form `value` of `f` is compared in (a sealed field: normalised, like its index)."""
+        if value is not None and self.entity.is_blind(f.name):
+            return lookup.normalise(f, value)
+        return value
+
+    def _sealed_update(self, record_id: Any, changed: dict[str, Any]) -> dict[str, Any]:
+        """`changed` with its sealed values under the record's key and their blind indexes."""
+        names = [f.name for f in self.entity.sealed_fields if f.name in changed]
+        if not names:
+            return changed
+        out = dict(changed)
+        out.update(lookup.index_values(self.entity, {n: changed[n] for n in names}))
+        key_id = record_key(self.session.connection(), self.entity.name, record_id)
+        for n in names:
+            if out[n] not in (None, "") and not is_token(out[n]):
+                out[n] = SealedStr(str(out[n]), key_id)
+        return out
+
+    def _where_in(self, f: FieldSpec, values: list[Any]) -> Any:
+        if self.entity.is_blind(f.name):
+            return lookup.equals(self.table, self.entity, f, values)
+        return self.table.c[f.name].in_(values)
 
     def _resolve(self, f: FieldSpec, texts: set[str]) -> dict[str, Any]:
         """Return {cell text: id, or a list of ids when ambiguous} for relation cells."""
@@ -200,7 +243,9 @@ class Importer:
         table = open_table(path, encoding=encoding, sheet=sheet)
         self.result.encoding = table.encoding
         mapping, unknown = map_headers(self.entity, table.headers)
-        self.result.unknown_columns = unknown
+        computed = computed_headers(self.entity, unknown)
+        self.result.unknown_columns = [h for h in unknown if h not in computed]
+        self.result.computed_columns = computed
         self.result.columns = {table.headers[i]: f.name for i, f in mapping.items()}
         if not mapping:
             raise FileError(N_("No column of the file matches a field of %(entity)s."),
@@ -224,201 +269,238 @@ class Importer:
 
     def _chunk(self, rows: list[tuple[int, list[Any]]], mapping: dict[int, FieldSpec],
                key: FieldSpec | None, headers: list[str]) -> None:
-        entity, tbl = self.entity, self.table
-        by_name = self.fields_by_name
-        parsed: list[tuple[int, list[Any], dict[str, Any], dict[str, str], dict[str, list[str]],
-                           list[str]]] = []
+        """Parse, look up, decide and write one chunk (one transaction)."""
+        parsed, rel_texts = self._parse(rows, mapping)
+        resolved = {name: self._resolve(self.fields_by_name[name], texts)
+                    for name, texts in rel_texts.items()}
+        look = self._lookups(parsed, mapping, key)
+        look.resolved = resolved
+        plan = _Plan()
+        for item in parsed:
+            self._decide(item, look, plan, headers)
+        if not self.dry_run:
+            self._write_in_scope(plan.inserts, plan.updates, plan.pending + plan.pending_updates,
+                                 headers)
+        if self.progress is not None:
+            self.progress(self.result.total, None)
+
+    # parsing: the same `values.py` functions as the forms, per cell, no ORM objects
+
+    def _parse(self, rows: list[tuple[int, list[Any]]], mapping: dict[int, FieldSpec]
+               ) -> tuple[list[_Parsed], dict[str, set[str]]]:
+        parsed: list[_Parsed] = []
         rel_texts: dict[str, set[str]] = {}
         lang = current_lang()
         for line, cells in rows:
-            values: dict[str, Any] = {}
-            relations: dict[str, str] = {}
-            many: dict[str, list[str]] = {}
-            reasons: list[str] = []
+            item = _Parsed(line, cells)
             for index, f in mapping.items():
                 raw = cells[index] if index < len(cells) else None
-                label = f.label.get(lang)
-                if isinstance(raw, TooLong):
-                    reasons.append(f"{label}: {raw.reason()}")
-                    continue
-                if f.is_many:
-                    many[f.name] = split_many(raw)
-                    rel_texts.setdefault(f.name, set()).update(many[f.name])
-                elif f.is_foreign_key:
-                    if not is_blank(raw):
-                        relations[f.name] = cell_text(raw)
-                        rel_texts.setdefault(f.name, set()).add(relations[f.name])
-                    else:
-                        values[f.name] = None
-                else:
-                    try:
-                        values[f.name] = parse_cell(raw, f)
-                    except CellError as exc:
-                        reasons.append(f"{label}: {gettext(exc.message, **exc.params)}")
-            parsed.append((line, cells, values, relations, many, reasons))
-        resolved = {name: self._resolve(by_name[name], texts)
-                    for name, texts in rel_texts.items()}
+                _parse_cell(item, f, raw, lang, rel_texts)
+            parsed.append(item)
+        return parsed, rel_texts
 
-        existing: dict[Any, Any] = {}
+    # lookups: one SELECT ... WHERE key IN (...) per chunk and purpose
+
+    def _lookups(self, parsed: list[_Parsed], mapping: dict[int, FieldSpec],
+                 key: FieldSpec | None) -> _Lookups:
+        tbl = self.table
+        look = _Lookups(key=key, mapping=mapping)
+        look.unique_fields = [f for f in mapping.values()
+                              if f.unique and self._comparable(f) and not f.is_relation]
         if key is not None:
-            keys = {p[2].get(key.name) for p in parsed} - {None}
+            keys = {p.values.get(key.name) for p in parsed} - {None}
             for part in _chunks(list(keys), 500):
-                for row in self.session.execute(sa.select(tbl).where(tbl.c[key.name].in_(part))):
-                    existing[row._mapping[key.name]] = row
-        visible: set[int] | None = None
-        if existing and self.service.row_clause() is not None:
-            visible = self.service.reachable_ids([r.id for r in existing.values()])
-        unique_fields = [f for f in mapping.values()
-                         if f.unique and not f.encrypted and not f.is_relation]
-        taken: dict[str, dict[Any, int]] = {}
-        for f in unique_fields:
+                for row in self.session.execute(sa.select(tbl).where(self._where_in(key, part))):
+                    look.existing[self._form(key, row._mapping[key.name])] = row
+        if look.existing and self.service.row_clause() is not None:
+            look.visible = self.service.reachable_ids([r.id for r in look.existing.values()])
+        for f in look.unique_fields:
             if key is not None and f.name == key.name:
                 continue
-            vals = {p[2].get(f.name) for p in parsed} - {None}
-            taken[f.name] = {}
+            vals = {p.values.get(f.name) for p in parsed} - {None}
+            look.taken[f.name] = {}
             for part in _chunks(list(vals), 500):
                 for row in self.session.execute(
-                    sa.select(tbl.c.id, tbl.c[f.name]).where(tbl.c[f.name].in_(part))
+                    sa.select(tbl.c.id, tbl.c[f.name]).where(self._where_in(f, part))
                 ):
-                    taken[f.name][row[1]] = row.id
-        m2m_existing: dict[tuple[str, int], set[int]] = {}
-        many_fields = [f for f in mapping.values() if f.is_many]
-        if many_fields and existing:
-            ids = [r.id for r in existing.values()]
-            for f in many_fields:
-                assoc = self.st.models.m2m_tables[(entity.name, f.name)]
-                left, right = list(assoc.c)
-                for row in self.session.execute(sa.select(left, right).where(left.in_(ids))):
-                    m2m_existing.setdefault((f.name, row[0]), set()).add(row[1])
+                    look.taken[f.name][self._form(f, row[1])] = row.id
+        self._existing_links(look)
+        look.defaults = self.service.new_record_defaults()
+        look.bypass_workflow = workflow.bypasses(self.service)
+        look.actor_id = current_actor().user_id
+        look.now = utcnow()
+        return look
 
-        defaults = self.service.new_record_defaults()
-        bypass_workflow = workflow.bypasses(self.service)
-        actor_id = current_actor().user_id
-        now = utcnow()
-        inserts: list[tuple[dict[str, Any], dict[str, list[int]]]] = []
-        pending: list[tuple[int, list[Any], str]] = []
-        pending_updates: list[tuple[int, list[Any], str]] = []
-        updates: list[tuple[int, dict[str, Any], dict[str, list[int]]]] = []
-        for line, cells, values, relations, many, reasons in parsed:
-            self.result.total += 1
-            columns: dict[str, Any] = {}
-            for name, text in relations.items():
-                f = by_name[name]
-                hit = resolved[name].get(text)
-                if hit is None:
-                    reasons.append(f"{f.label.get(lang)}: " + gettext(
+    def _existing_links(self, look: _Lookups) -> None:
+        many_fields = [f for f in look.mapping.values() if f.is_many]
+        if not many_fields or not look.existing:
+            return
+        ids = [r.id for r in look.existing.values()]
+        for f in many_fields:
+            assoc = self.st.models.m2m_tables[(self.entity.name, f.name)]
+            left, right = list(assoc.c)
+            for part in _chunks(ids, 500):
+                for row in self.session.execute(sa.select(left, right).where(left.in_(part))):
+                    look.m2m_existing.setdefault((f.name, row[0]), set()).add(row[1])
+
+    # deciding: create, update, unchanged or rejected, with the reasons
+
+    def _decide(self, item: _Parsed, look: _Lookups, plan: _Plan, headers: list[str]) -> None:
+        self.result.total += 1
+        lang = current_lang()
+        columns = self._relation_columns(item, look, lang)
+        for name, value in item.values.items():
+            f = self.fields_by_name[name]
+            columns[f.column_name] = value
+            if value is not None:
+                item.reasons += [f"{f.label.get(lang)}: {r}" for r in check_value(f, value)]
+        links = self._links(item, look, lang)
+        current = self._key_checks(item, look, lang)
+        self._unique_checks(item, look, current, lang)
+        self._defaults_and_required(item, look, current, columns, lang)
+        self._remember(item, look)
+        self._workflow_check(item, look, current, columns)
+        if item.reasons:
+            reasons = _dedupe(item.reasons)
+            self._report_row(item.line, item.cells, reasons, headers)
+            self._preview(item.line, "rejected", columns, reasons)
+        elif current is None:
+            self._plan_insert(item, look, plan, columns, links)
+        else:
+            self._plan_update(item, look, plan, current, columns, links)
+
+    def _relation_columns(self, item: _Parsed, look: _Lookups, lang: str) -> dict[str, Any]:
+        columns: dict[str, Any] = {}
+        for name, text in item.relations.items():
+            f = self.fields_by_name[name]
+            hit = look.resolved[name].get(text)
+            if hit is None:
+                item.reasons.append(f"{f.label.get(lang)}: " + gettext(
+                    N_("No %(target)s named '%(value)s'."),
+                    target=self._target_label(f), value=text))
+            elif isinstance(hit, list):
+                item.reasons.append(f"{f.label.get(lang)}: " + gettext(
+                    N_("Several %(target)s are named '%(value)s'; use the ID."),
+                    target=self._target_label(f), value=text))
+            else:
+                columns[f.column_name] = hit
+        return columns
+
+    def _links(self, item: _Parsed, look: _Lookups, lang: str) -> dict[str, list[int]]:
+        links: dict[str, list[int]] = {}
+        for name, texts in item.many.items():
+            f = self.fields_by_name[name]
+            ids: list[int] = []
+            for text in texts:
+                hit = look.resolved[name].get(text)
+                if hit is None or isinstance(hit, list):
+                    item.reasons.append(f"{f.label.get(lang)}: " + gettext(
                         N_("No %(target)s named '%(value)s'."),
                         target=self._target_label(f), value=text))
-                elif isinstance(hit, list):
-                    reasons.append(f"{f.label.get(lang)}: " + gettext(
-                        N_("Several %(target)s are named '%(value)s'; use the ID."),
-                        target=self._target_label(f), value=text))
-                else:
-                    columns[f.column_name] = hit
-            for name, value in values.items():
-                f = by_name[name]
-                columns[f.column_name] = value
-                if value is not None:
-                    for reason in check_value(f, value):
-                        reasons.append(f"{f.label.get(lang)}: {reason}")
-            links: dict[str, list[int]] = {}
-            for name, texts in many.items():
-                f = by_name[name]
-                ids: list[int] = []
-                for text in texts:
-                    hit = resolved[name].get(text)
-                    if hit is None or isinstance(hit, list):
-                        reasons.append(f"{f.label.get(lang)}: " + gettext(
-                            N_("No %(target)s named '%(value)s'."),
-                            target=self._target_label(f), value=text))
-                    elif hit not in ids:
-                        ids.append(hit)
-                links[name] = ids
-            current = None
-            key_value = values.get(key.name) if key is not None else None
-            if key is not None and key_value is not None:
-                first = self.seen.setdefault(key.name, {}).get(key_value)
-                if first is not None:
-                    reasons.append(gettext(
-                        N_("%(field)s '%(value)s' is also on line %(line)s of this file."),
-                        field=key.label.get(lang), value=key_value, line=first))
-                current = existing.get(key_value)
-                if current is not None and visible is not None and current.id not in visible:
-                    reasons.append(gettext(N_("You may not change this existing record.")))
-            for f in unique_fields:
-                value = values.get(f.name)
-                if value is None or (key is not None and f.name == key.name):
-                    continue
-                first = self.seen.setdefault(f.name, {}).get(value)
-                if first is not None:
-                    reasons.append(gettext(
-                        N_("%(field)s '%(value)s' is also on line %(line)s of this file."),
-                        field=f.label.get(lang), value=value, line=first))
-                other = taken.get(f.name, {}).get(value)
-                if other is not None and (current is None or other != current.id):
-                    reasons.append(gettext(
-                        N_("Another %(entity)s already has this %(field)s."),
-                        entity=entity.label.get(lang), field=f.label.get(lang)))
-            # a cell that could not be read already has its reason: not "required" too
-            unreadable = {f.name for f in mapping.values()
-                          if not f.is_relation and f.type != "user" and f.name not in values}
-            if current is None:
-                for column, value in defaults.items():
-                    if columns.get(column) is None:
-                        columns[column] = value
-            # a blank cell means what it means on a new record: the default
-            for f in (entity.fields if current is None else mapping.values()):
-                if f.is_many or f.readonly or f.name in relations or f.name in unreadable:
-                    continue
-                if columns.get(f.column_name) is None and column_default(f) is not None:
-                    default = column_default(f)
-                    columns[f.column_name] = default() if callable(default) else default
-                if f.required and columns.get(f.column_name) is None:
-                    reasons.append(f"{f.label.get(lang)}: " + gettext(
-                        N_("This field is required.")))
-            for f in unique_fields:
-                if values.get(f.name) is not None:
-                    self.seen.setdefault(f.name, {}).setdefault(values[f.name], line)
-            if key is not None and key_value is not None:
-                self.seen.setdefault(key.name, {}).setdefault(key_value, line)
-            if entity.workflow is not None:
-                state_field = entity.workflow.field
-                if current is None:
-                    columns[state_field] = entity.workflow.initial  # whatever the file says
-                elif state_field in columns and not bypass_workflow and not _same(
-                        current._mapping[state_field], columns[state_field]):
-                    reasons.append(workflow.state_change_message(
-                        entity, current._mapping[state_field]))
-            if reasons:
-                self._report_row(line, cells, _dedupe(reasons), headers)
-                self._preview(line, "rejected", columns, _dedupe(reasons))
+                elif hit not in ids:
+                    ids.append(hit)
+            links[name] = ids
+        return links
+
+    def _key_checks(self, item: _Parsed, look: _Lookups, lang: str) -> Any:
+        """The existing record the row's key names (or None), with the key's reasons."""
+        key = look.key
+        key_value = item.values.get(key.name) if key is not None else None
+        if key is None or key_value is None:
+            return None
+        first = self.seen.setdefault(key.name, {}).get(self._form(key, key_value))
+        if first is not None:
+            item.reasons.append(gettext(
+                N_("%(field)s '%(value)s' is also on line %(line)s of this file."),
+                field=key.label.get(lang), value=key_value, line=first))
+        current = look.existing.get(self._form(key, key_value))
+        if current is not None and look.visible is not None and current.id not in look.visible:
+            item.reasons.append(gettext(N_("You may not change this existing record.")))
+        return current
+
+    def _unique_checks(self, item: _Parsed, look: _Lookups, current: Any, lang: str) -> None:
+        key = look.key
+        for f in look.unique_fields:
+            value = item.values.get(f.name)
+            if value is None or (key is not None and f.name == key.name):
                 continue
-            if current is None:
-                row = {f.column_name: columns.get(f.column_name) for f in entity.fields
-                       if not f.is_many}
-                row.update(created_at=now, updated_at=now, created_by_id=actor_id,
-                           updated_by_id=actor_id)
-                inserts.append((row, links))
-                pending.append((line, cells, "create"))
-                self.result.created += 1
-                self._preview(line, "create", columns, [])
+            first = self.seen.setdefault(f.name, {}).get(self._form(f, value))
+            if first is not None:
+                item.reasons.append(gettext(
+                    N_("%(field)s '%(value)s' is also on line %(line)s of this file."),
+                    field=f.label.get(lang), value=value, line=first))
+            other = look.taken.get(f.name, {}).get(self._form(f, value))
+            if other is not None and (current is None or other != current.id):
+                item.reasons.append(gettext(
+                    N_("Another %(entity)s already has this %(field)s."),
+                    entity=self.entity.label.get(lang), field=f.label.get(lang)))
+
+    def _defaults_and_required(self, item: _Parsed, look: _Lookups, current: Any,
+                               columns: dict[str, Any], lang: str) -> None:
+        # a cell that could not be read already has its reason: not "required" too
+        unreadable = {f.name for f in look.mapping.values()
+                      if not f.is_relation and f.type != "user" and f.name not in item.values}
+        if current is None:
+            for column, value in look.defaults.items():
+                if columns.get(column) is None:
+                    columns[column] = value
+        # a blank cell means what it means on a new record: the default
+        for f in (self.entity.fields if current is None else look.mapping.values()):
+            if f.is_many or f.readonly or f.name in item.relations or f.name in unreadable:
                 continue
-            changed = {c: v for c, v in columns.items()
-                       if not _same(current._mapping[c], v)}
-            changed_links = {n: ids for n, ids in links.items()
-                             if set(ids) != m2m_existing.get((n, current.id), set())}
-            if not changed and not changed_links:
-                self.result.unchanged += 1
-                self._preview(line, "unchanged", columns, [])
-                continue
-            updates.append((current.id, changed, changed_links))
-            pending_updates.append((line, cells, "update"))
-            self.result.updated += 1
-            self._preview(line, "update", columns, [])
-        if not self.dry_run:
-            self._write_in_scope(inserts, updates, pending + pending_updates, headers)
-        if self.progress is not None:
-            self.progress(self.result.total, None)
+            default = column_default(f)
+            if columns.get(f.column_name) is None and default is not None:
+                columns[f.column_name] = default() if callable(default) else default
+            if f.required and columns.get(f.column_name) is None:
+                item.reasons.append(f"{f.label.get(lang)}: " + gettext(
+                    N_("This field is required.")))
+
+    def _remember(self, item: _Parsed, look: _Lookups) -> None:
+        for f in look.unique_fields:
+            if item.values.get(f.name) is not None:
+                seen = self.seen.setdefault(f.name, {})
+                seen.setdefault(self._form(f, item.values[f.name]), item.line)
+        key = look.key
+        if key is not None and item.values.get(key.name) is not None:
+            seen = self.seen.setdefault(key.name, {})
+            seen.setdefault(self._form(key, item.values[key.name]), item.line)
+
+    def _workflow_check(self, item: _Parsed, look: _Lookups, current: Any,
+                        columns: dict[str, Any]) -> None:
+        flow = self.entity.workflow
+        if flow is None:
+            return
+        if current is None:
+            columns[flow.field] = flow.initial  # whatever the file says
+        elif flow.field in columns and not look.bypass_workflow and not _same(
+                current._mapping[flow.field], columns[flow.field]):
+            item.reasons.append(workflow.state_change_message(
+                self.entity, current._mapping[flow.field]))
+
+    def _plan_insert(self, item: _Parsed, look: _Lookups, plan: _Plan,
+                     columns: dict[str, Any], links: dict[str, list[int]]) -> None:
+        row = {f.column_name: columns.get(f.column_name) for f in self.entity.fields
+               if not f.is_many}
+        row.update(created_at=look.now, updated_at=look.now, created_by_id=look.actor_id,
+                   updated_by_id=look.actor_id)
+        plan.inserts.append((row, links))
+        plan.pending.append((item.line, item.cells, "create"))
+        self.result.created += 1
+        self._preview(item.line, "create", columns, [])
+
+    def _plan_update(self, item: _Parsed, look: _Lookups, plan: _Plan, current: Any,
+                     columns: dict[str, Any], links: dict[str, list[int]]) -> None:
+        changed = {c: v for c, v in columns.items() if not _same(current._mapping[c], v)}
+        changed_links = {n: ids for n, ids in links.items()
+                         if set(ids) != look.m2m_existing.get((n, current.id), set())}
+        if not changed and not changed_links:
+            self.result.unchanged += 1  # no write, no audit entry
+            self._preview(item.line, "unchanged", columns, [])
+            return
+        plan.updates.append((current.id, changed, changed_links))
+        plan.pending_updates.append((item.line, item.cells, "update"))
+        self.result.updated += 1
+        self._preview(item.line, "update", columns, [])
 
     def _target_label(self, f: FieldSpec) -> str:
         if f.type == "user":
@@ -456,6 +538,28 @@ class Importer:
                 keep_lines.append(lines[index])
             inserts, updates, lines = keep_i, keep_u, keep_lines
 
+    def _insert(self, inserts: list[tuple[dict[str, Any], dict[str, list[int]]]],
+                links_by_id: list[tuple[int, dict[str, list[int]]]]) -> list[int]:
+        """Insert the chunk's new rows; return their ids.
+
+        `bulk_audit` (the default): rows, keys, links and audit entries in a few
+        statements (app.io.bulk). Without it the rows go through the capture's
+        per-statement hook, the reference path the bulk entries are tested against.
+        """
+        rows = [r for r, _ in inserts]
+        if self.bulk_audit:
+            m2m = {name: self.st.models.m2m_tables[(self.entity.name, name)]
+                   for name in {n for _, links in inserts for n in links}}
+            return bulk.insert_chunk(self.session, self.entity, self.table, m2m, rows,
+                                     [links for _, links in inserts])
+        tbl = self.table
+        ids = []
+        for row, links in inserts:
+            new_id = self.session.execute(sa.insert(tbl), row).inserted_primary_key[0]
+            links_by_id.append((new_id, links))
+            ids.append(new_id)
+        return ids
+
     def _outside_scope(self, new_ids: list[int], updates: list[Any]) -> set[int]:
         """Positions (inserts, then updates) of written rows the user would not reach."""
         written = [*new_ids, *(record_id for record_id, _, _ in updates)]
@@ -477,29 +581,12 @@ class Importer:
             links_by_id: list[tuple[int, dict[str, list[int]]]] = []
             new_ids: list[int] = []
             if inserts:
-                rows = [r for r, _ in inserts]
-                need_ids = scoped or any(links for _, links in inserts)
-                dialect = session.get_bind().dialect
-                if not need_ids:
-                    session.execute(sa.insert(tbl), rows)
-                elif getattr(dialect, "insert_executemany_returning_sort_by_parameter_order",
-                             False):
-                    ids = session.execute(
-                        sa.insert(tbl).returning(tbl.c.id, sort_by_parameter_order=True), rows
-                    ).scalars().all()
-                    links_by_id += [(i, links) for i, (_, links) in zip(ids, inserts,
-                                                                       strict=True)]
-                    new_ids = list(ids)
-                else:
-                    for row, links in inserts:
-                        result = session.execute(sa.insert(tbl).values(**row))
-                        new_id = result.inserted_primary_key[0]
-                        links_by_id.append((new_id, links))
-                        new_ids.append(new_id)
+                new_ids = self._insert(inserts, links_by_id)
             now, actor_id = utcnow(), current_actor().user_id
             groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             for record_id, changed, links in updates:
                 if changed:
+                    changed = self._sealed_update(record_id, changed)
                     params = {f"v_{c}": v for c, v in changed.items()}
                     params["_id"] = record_id
                     groups.setdefault(tuple(sorted(changed)), []).append(params)
@@ -511,7 +598,7 @@ class Importer:
                         .values(updated_at=now, updated_by_id=actor_id,
                                 version=tbl.c.version + 1))
                 session.execute(stmt, params)
-            for record_id, links in links_by_id:
+            for record_id, links in links_by_id:  # updated rows' links (new rows: bulk)
                 for name, ids in links.items():
                     assoc = self.st.models.m2m_tables[(entity.name, name)]
                     left, right = list(assoc.c)
@@ -523,11 +610,75 @@ class Importer:
             if outside:
                 session.rollback()
                 return outside
+            note_bulk(session, entity.name, "create", new_ids)
+            note_bulk(session, entity.name, "update",
+                      [record_id for record_id, changed, links in updates if changed or links])
             session.commit()
         except Exception:
             session.rollback()
             raise
         return set()
+
+
+@dataclass
+class _Parsed:
+    """One file row, parsed: typed values, relation texts, many texts, reasons."""
+
+    line: int
+    cells: list[Any]
+    values: dict[str, Any] = field(default_factory=dict)
+    relations: dict[str, str] = field(default_factory=dict)
+    many: dict[str, list[str]] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Lookups:
+    """What one chunk looked up at once: existing records, taken values, links, defaults."""
+
+    key: FieldSpec | None
+    mapping: dict[int, FieldSpec]
+    existing: dict[Any, Any] = field(default_factory=dict)
+    visible: set[int] | None = None
+    unique_fields: list[FieldSpec] = field(default_factory=list)
+    taken: dict[str, dict[Any, int]] = field(default_factory=dict)
+    m2m_existing: dict[tuple[str, int], set[int]] = field(default_factory=dict)
+    resolved: dict[str, dict[str, Any]] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    bypass_workflow: bool = False
+    actor_id: Any = None
+    now: Any = None
+
+
+@dataclass
+class _Plan:
+    """The writes one chunk will make, with the file lines they came from."""
+
+    inserts: list[tuple[dict[str, Any], dict[str, list[int]]]] = field(default_factory=list)
+    updates: list[tuple[int, dict[str, Any], dict[str, list[int]]]] = field(default_factory=list)
+    pending: list[tuple[int, list[Any], str]] = field(default_factory=list)
+    pending_updates: list[tuple[int, list[Any], str]] = field(default_factory=list)
+
+
+def _parse_cell(item: _Parsed, f: FieldSpec, raw: Any, lang: str,
+                rel_texts: dict[str, set[str]]) -> None:
+    """Read one cell into `item` like the form would (relations: their text, for later)."""
+    if isinstance(raw, TooLong):
+        item.reasons.append(f"{f.label.get(lang)}: {raw.reason()}")
+    elif f.is_many:
+        item.many[f.name] = split_many(raw)
+        rel_texts.setdefault(f.name, set()).update(item.many[f.name])
+    elif f.is_foreign_key:
+        if not is_blank(raw):
+            item.relations[f.name] = cell_text(raw)
+            rel_texts.setdefault(f.name, set()).add(item.relations[f.name])
+        else:
+            item.values[f.name] = None
+    else:
+        try:
+            item.values[f.name] = parse_cell(raw, f, app_zone())  # typed in the app's zone
+        except CellError as exc:
+            item.reasons.append(f"{f.label.get(lang)}: {gettext(exc.message, **exc.params)}")
 
 
 def _same(old: Any, new: Any) -> bool:

@@ -37,12 +37,35 @@ def worker_app() -> Flask:
     return _APP
 
 
+def refresh_worker_app() -> Flask:
+    """Rebuild the worker's app when a newer schema version was applied (checked per job).
+
+    The designer applies versions while workers run; a job must see the same
+    entities and fields as the web process that queued it.
+    """
+    global _APP
+    from app.designer.versions import latest_number
+    from app.state import state
+
+    app = worker_app()
+    with app.app_context():
+        st = state()
+        number = latest_number(st.db.engine)
+        if number is None or number == st.schema_number:
+            return app
+        config = st.build_config
+    from app import create_app
+
+    _APP = create_app(config)
+    return _APP
+
+
 def perform(run_id: int) -> Any:
     """RQ entry point: run job `run_id` inside an app context of this worker."""
     from app.jobs import execute
     from app.state import state
 
-    app = worker_app()
+    app = refresh_worker_app()
     with app.app_context():
         # RQ forks a work horse per job: never reuse the parent's connections.
         state().db.engine.dispose(close=False)
@@ -66,8 +89,6 @@ def perform(run_id: int) -> Any:
 @with_appcontext
 def worker_command(burst: bool, with_scheduler: bool, name: str | None) -> None:
     """Run an RQ worker on the app's queues (default, import, backup)."""
-    from rq import Worker
-
     from app.jobs import mark_dead_runs, redis_connection, rq_queues
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -79,6 +100,29 @@ def worker_command(burst: bool, with_scheduler: bool, name: str | None) -> None:
     queues = rq_queues(connection)
     click.echo(gettext(N_("Worker %(pid)s on queues %(queues)s."), pid=os.getpid(),
                        queues=", ".join(q.name for q in queues)))
-    Worker(queues, connection=connection, name=name).work(
+    SchemaWorker(queues, connection=connection, name=name).work(
         burst=burst, with_scheduler=with_scheduler, logging_level="WARNING"
     )
+
+
+def _schema_worker_class() -> type:
+    from rq import Worker
+
+    class _SchemaWorker(Worker):
+        """An RQ worker that rebuilds its app before a job when the schema version changed."""
+
+        def execute_job(self, job: Any, queue: Any) -> Any:
+            try:
+                refresh_worker_app()
+            except Exception:  # noqa: BLE001 - the job itself reports a broken app
+                import logging
+
+                logging.getLogger(__name__).exception("could not rebuild the worker's app")
+            return super().execute_job(job, queue)
+
+    return _SchemaWorker
+
+
+def SchemaWorker(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - used like the class
+    """RQ's Worker that follows the schema version (see `refresh_worker_app`)."""
+    return _schema_worker_class()(*args, **kwargs)

@@ -11,6 +11,7 @@ from flask_appbuilder import BaseView, expose
 from flask_login import current_user
 
 from app.i18n import N_, gettext
+from app.jobs.words import count_phrases, kind_label
 
 PAGE = 100
 
@@ -84,6 +85,8 @@ def run_json(run: dict[str, Any]) -> dict[str, Any]:
         "status_label": gettext(STATUS_LABELS.get(run["status"], run["status"])),
         "progress": run["progress"] or 0, "processed": run["processed"] or 0,
         "total": run["total"], "counts": run["counts"], "user": run["user_name"],
+        "kind_label": kind_label(run["kind"]), "count_phrases": count_phrases(run["counts"]),
+        "entity_label": _entity_label(run["params"].get("entity")),
         "entity": run["params"].get("entity"), "file": run["params"].get("filename"),
         "error": gettext(run["error"]) if run["error"] and len(run["error"]) < 200
         else run["error"],
@@ -93,6 +96,16 @@ def run_json(run: dict[str, Any]) -> dict[str, Any]:
         "error_url": url_for("JobsView.download", run_id=run["id"], which="errors")
         if run["error_file"] else None,
     }
+
+
+def _entity_label(name: str | None) -> str:
+    from app.i18n import current_lang
+    from app.state import state
+
+    spec = state().spec
+    if not name:
+        return ""
+    return spec.entity(name).label.get(current_lang()) if spec.has_entity(name) else name
 
 
 STATUS_LABELS = {

@@ -30,8 +30,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import registry, relationship
 
+from app.models.indexes import add_list_indexes
 from app.models.system import define_system_tables
-from app.models.types import EncryptedText
+from app.models.types import EncryptedText, SubjectText
+from app.privacy.lookup import LENGTH as BLIND_LENGTH
+from app.privacy.lookup import column_name as blind_column
 from app.schema.spec import AppSpec, EntitySpec, FieldSpec
 
 ON_DELETE_SQL = {"cascade": "CASCADE", "set_null": "SET NULL", "restrict": "RESTRICT"}
@@ -186,16 +189,20 @@ def build_models(spec: AppSpec) -> ModelSet:
                     )
                 )
                 continue
+            sealed = entity.is_sealed(f.name)
             columns.append(
                 Column(
                     f.name,
-                    column_type(f),
+                    SubjectText() if sealed else column_type(f),
                     nullable=not f.required,
-                    unique=f.unique or None,
+                    unique=(f.unique and not sealed) or None,
                     default=column_default(f),
-                    index=(f.name in entity.filters and not f.unique) or None,
+                    index=(f.name in entity.filters and not f.unique and not sealed) or None,
                 )
             )
+            if entity.is_blind(f.name):  # looked up by a keyed hash (app/privacy/lookup.py)
+                columns.append(Column(blind_column(f.name), String(BLIND_LENGTH),
+                                      unique=f.unique or None, index=(not f.unique) or None))
         columns += [
             # Optimistic locking: every write checks and bumps it (ETag / If-Match).
             Column("version", Integer, nullable=False, default=1, server_default="1"),
@@ -205,6 +212,7 @@ def build_models(spec: AppSpec) -> ModelSet:
             Column("updated_by_id", Integer, ForeignKey("ab_user.id", ondelete="SET NULL")),
         ]
         tables[entity.name] = Table(entity.name, metadata, *columns)
+        add_list_indexes(entity, tables[entity.name])  # order, groups, search (app/models/indexes)
 
     for entity in spec.entities:
         for f in entity.fields:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.context import current_actor
@@ -13,6 +12,8 @@ from app.models import ModelSet, utcnow
 
 def install_model_events(scoped: Any, models: ModelSet) -> None:
     """Fill created_by/updated_by/updated_at on every flush of this app's session."""
+    from app.state import listen
+
     entity_classes = tuple(models.classes.values())
 
     def before_flush(session: Session, _ctx: Any, _instances: Any) -> None:
@@ -27,4 +28,4 @@ def install_model_events(scoped: Any, models: ModelSet) -> None:
                 obj.updated_by_id = actor_id
                 obj.updated_at = utcnow()
 
-    event.listen(scoped.session_factory, "before_flush", before_flush)
+    listen(scoped.session_factory, "before_flush", before_flush)

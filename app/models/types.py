@@ -31,3 +31,29 @@ class EncryptedText(TypeDecorator):
         from app.security.encryption import decrypt
 
         return decrypt(value)
+
+
+class SubjectText(EncryptedText):
+    """A data subject's sealed field: ciphertext under the record's own key (app/privacy/keys.py).
+
+    Python sees clear text, or "erased" once the key is destroyed. Backups copy
+    the ciphertext as it is stored (it is an EncryptedText to them).
+    """
+
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        from app.privacy.keys import bind_value
+
+        return bind_value(value)
+
+    def column_expression(self, column: Any) -> Any:
+        """Read each sealed value with its wrapped key, in the same SELECT (no query per row)."""
+        from app.privacy.keys import with_wrapped_key
+
+        return with_wrapped_key(column, self)
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        from app.privacy.keys import result_value
+
+        return result_value(value)

@@ -33,7 +33,9 @@ from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.i18n import N_, current_lang, gettext
-from app.records import workflow
+from app.privacy import lookup
+from app.records import rollups, workflow
+from app.records.display import person_name
 from app.records.masking import is_masked, mask_value, sees_sensitive
 from app.records.scope import (
     ScopeCompiler,
@@ -157,10 +159,14 @@ class RecordService:
             return self.entity.field(name)
         return SYSTEM_FIELDS.get(name)
 
-    def _may_query(self, name: str) -> bool:
+    def _may_query(self, name: str, blind: bool = False) -> bool:
+        """Whether `name` may be compared for this user; `blind`: by its blind index."""
         f = self.field(name.removesuffix("_id")) or self.field(name)
-        if f is None or f.encrypted or f.is_many:
+        if f is None or f.is_many:
             return False
+        if self.entity.is_sealed(f.name) or f.encrypted:
+            if not (blind and self.entity.is_blind(f.name)):
+                return False
         return not f.sensitive or self.sees_sensitive
 
     def may_sort(self, name: str) -> bool:
@@ -168,11 +174,28 @@ class RecordService:
         return self._may_query(name)
 
     def may_filter(self, name: str) -> bool:
-        """Whether a filter on `name` may be applied for this user."""
+        """Whether a filter on `name` may be applied for this user (sealed fields with a
+        blind index: whole values only, see `is_blind`)."""
         f = self.field(name)
         if f is not None and f.is_many and not f.sensitive:
             return True
-        return self._may_query(name)
+        return self._may_query(name, blind=True)
+
+    def may_filter_column(self, name: str) -> bool:
+        """Whether a filter comparing the stored column itself (FAB's filters) may run:
+        never on a sealed field, whose column holds ciphertext."""
+        return self.may_filter(name) and not self.entity.is_sealed(name)
+
+    def is_blind(self, name: str) -> bool:
+        """Whether `name` is compared by its blind index: equal whole values only."""
+        return self.entity.is_blind(name)
+
+    def equals_clause(self, f: FieldSpec, values: Any) -> Any:
+        """The criterion "`f` is one of `values`", through the blind index where sealed."""
+        if self.entity.is_blind(f.name):
+            return lookup.equals(self.table, self.entity, f, values)
+        column = self.table.c[f.column_name]
+        return column.in_(values) if isinstance(values, list | tuple | set) else column == values
 
     def may_group(self, name: str) -> bool:
         """Whether a chart may group by `name` for this user."""
@@ -180,15 +203,21 @@ class RecordService:
 
     def searchable(self) -> list[FieldSpec]:
         """The `search` fields this user's search box looks in."""
-        return [self.entity.field(n) for n in self.entity.search if self._may_query(n)]
+        return [self.entity.field(n) for n in self.entity.search
+                if self._may_query(n, blind=True)]
 
     def search_clause(self, text: str) -> Any | None:
-        """The criterion of the free-text search box for `text`, or None."""
+        """The criterion of the free-text search box for `text`, or None.
+
+        Text fields contain the text; sealed ones (a customer's phone) equal it whole.
+        """
         text = (text or "").strip()
         fields = self.searchable()
         if not text or not fields:
             return None
-        return sa.or_(*(_icontains(self.table.c[f.name], text) for f in fields))
+        return sa.or_(*(lookup.equals(self.table, self.entity, f, text)
+                        if self.entity.is_blind(f.name)
+                        else _icontains(self.table.c[f.name], text) for f in fields))
 
     def show(self, f: FieldSpec, value: Any) -> Any:
         """Return `value` of field `f` as this user may see it (masked or clear)."""
@@ -253,8 +282,13 @@ class RecordService:
                            picker=picker)
         return set(self.session.execute(stmt).scalars())
 
-    def present(self, obj: Any) -> dict[str, Any]:
-        """Return a record as JSON-ready values, sensitive fields masked for this user."""
+    def present(self, obj: Any, reveal: bool | None = None) -> dict[str, Any]:
+        """Return a record as JSON-ready values, sensitive fields masked for this user.
+
+        `reveal` overrides the user's right for an outside receiver (a webhook says
+        whether it may receive sensitive values in clear).
+        """
+        reveal = self.sees_sensitive if reveal is None else reveal
         out: dict[str, Any] = {"id": obj.id, "version": obj.version}
         for f in self.entity.fields:
             value = getattr(obj, f.name)
@@ -267,9 +301,13 @@ class RecordService:
                 out[f.name] = None if value is None else relation_json(
                     self.spec.entity(f.to), value)  # type: ignore[arg-type]
             else:
-                out[f.name] = json_value(self.show(f, value))
+                shown = mask_value(f, value) if f.sensitive and not reveal else value
+                out[f.name] = json_value(shown)
         for name in ("created_at", "updated_at"):
             out[name] = json_value(getattr(obj, name))
+        for name in ("created_by", "updated_by"):  # the person, by name (never None text)
+            who = getattr(obj, name, None)
+            out[name] = None if who is None else {"id": who.id, "name": person_name(who)}
         return out
 
     # -- validating --------------------------------------------------------------
@@ -289,7 +327,8 @@ class RecordService:
                     errors[name] = [gettext(N_("This field is required."))]
                 continue
             reasons = check_value(f, value)
-            if not reasons and f.unique and not f.encrypted and value not in (None, ""):
+            if not reasons and f.unique and value not in (None, "") \
+                    and (not f.encrypted or self.entity.is_blind(f.name)):
                 reasons = self.unique_problem(f, value, obj)
             if reasons:
                 errors[name] = reasons
@@ -301,7 +340,7 @@ class RecordService:
         return errors
 
     def unique_problem(self, f: FieldSpec, value: Any, obj: Any) -> list[str]:
-        stmt = sa.select(self.table.c.id).where(self.table.c[f.column_name] == value)
+        stmt = sa.select(self.table.c.id).where(self.equals_clause(f, value))
         if obj is not None and getattr(obj, "id", None) is not None:
             stmt = stmt.where(self.table.c.id != obj.id)
         if self.session.execute(stmt.limit(1)).first() is None:
@@ -350,6 +389,7 @@ class RecordService:
         else:
             try:
                 workflow.refuse_state_change(self, obj)
+                workflow.refuse_while_approving(self, obj)
             except RecordError:
                 self.session.rollback()
                 raise
@@ -392,6 +432,12 @@ class RecordService:
         """The workflow steps this user may take on `obj` from its current state."""
         return workflow.available(self, obj)
 
+    def erase(self, obj: Any, rule: str | None = None) -> dict[str, Any]:
+        """Erase a reachable data subject (delete or anonymise, destroy its key; app/privacy)."""
+        from app.privacy.erase import erase_record
+
+        return erase_record(self, obj, rule=rule)
+
     def delete(self, obj: Any) -> None:
         """Delete a reachable record (its audit entry is written in the same transaction)."""
         self.delete_many([obj])
@@ -404,6 +450,7 @@ class RecordService:
             raise NotFound(gettext(N_("No such record.")))
         for obj in objs:
             self.session.delete(obj)
+        workflow.forget_approvals(self, sorted(ids))
         try:
             self.session.commit()
         except sa.exc.IntegrityError:
@@ -427,6 +474,10 @@ class RecordService:
 
     def _assign(self, obj: Any, values: dict[str, Any]) -> None:
         """Validate `values` and set them on `obj`; relations must be reachable ids."""
+        refused = rollups.refuse_computed(self.entity, values)  # kept by the rules only
+        if refused:
+            self.session.rollback()
+            raise Invalid(first_message(refused), refused)
         values = self.clean_input(values)
         plain = {k: v for k, v in values.items()
                  if not self.entity.field(k).is_relation and self.entity.field(k).type != "user"}

@@ -16,6 +16,7 @@ from flask_babel import LazyString
 from wtforms import validators
 
 from app.i18n import N_, gettext
+from app.records.values import choice_list
 from app.schema.spec import FieldSpec
 
 PHONE_PATTERN = r"^\+?[0-9][0-9\- ()]{5,30}$"
@@ -79,7 +80,7 @@ def check_value(f: FieldSpec, value: Any) -> list[str]:
         return [gettext(REQUIRED)] if f.required and not f.is_many else []
     if f.type == "enum" and value not in {c.key for c in f.choices}:
         return [gettext(N_("'%(value)s' is not one of the choices: %(choices)s."),
-                        value=value, choices=", ".join(c.key for c in f.choices))]
+                        value=value, choices=choice_list(f))]
     if f.type == "decimal" and isinstance(value, Decimal):
         problem = decimal_problem(f, value)
         if problem:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from datetime import tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from app.i18n import N_
+from app.i18n import N_, current_lang
 from app.schema.spec import FieldSpec
 
 EXCEL_EPOCH = dt.datetime(1899, 12, 30)
@@ -161,6 +162,12 @@ def parse_datetime(raw: Any, f: FieldSpec) -> dt.datetime:
     raise CellError(N_("Not a date and time (use 2024-03-05 14:30 or 2024/3/5 14:30:00)."))
 
 
+def choice_list(f: FieldSpec) -> str:
+    """An enum's choices as the reader names them ("活跃、暂停"), for messages."""
+    lang = current_lang()
+    return ("、" if lang == "zh" else ", ").join(c.label.get(lang) for c in f.choices)
+
+
 def parse_enum(raw: Any, f: FieldSpec) -> str:
     text = cell_text(raw)
     folded = text.casefold()
@@ -171,7 +178,7 @@ def parse_enum(raw: Any, f: FieldSpec) -> str:
     raise CellError(
         N_("'%(value)s' is not one of the choices: %(choices)s."),
         value=text,
-        choices=", ".join(c.key for c in f.choices),
+        choices=choice_list(f),
     )
 
 
@@ -197,22 +204,40 @@ PARSERS = {
 }
 
 
-def parse_cell(raw: Any, f: FieldSpec) -> Any:
-    """Return the value of a non-relation cell for field `f` (None when blank)."""
+def parse_cell(raw: Any, f: FieldSpec, zone: tzinfo | None = None) -> Any:
+    """Return the value of a non-relation cell for field `f` (None when blank).
+
+    A spreadsheet's date-time (typed text, an Excel date or serial) is what a
+    person reads on the wall clock, so with `zone` (the importer passes the
+    app's time zone, as the forms do) it is read there and returned as naive
+    UTC, the way it is stored; without it, it is taken as UTC.
+    """
     if is_blank(raw):
         return None
-    return PARSERS[f.type](raw, f)
+    value = PARSERS[f.type](raw, f)
+    if zone is not None and f.type == "datetime":
+        return in_utc(value, zone)
+    return value
+
+
+def in_utc(value: dt.datetime, zone: tzinfo) -> dt.datetime:
+    """A naive wall-clock time in `zone` as naive UTC (how date-times are stored)."""
+    return value.replace(tzinfo=zone).astimezone(dt.UTC).replace(tzinfo=None)
 
 
 TEXT_INPUT_TYPES = ("string", "text", "email", "phone", "url")
 
 
-def parse_input(raw: Any, f: FieldSpec) -> Any:
+def parse_input(raw: Any, f: FieldSpec, zone: tzinfo | None = None) -> Any:
     """Return the value of a JSON or form input for field `f` (None when empty).
 
     Strings go through the same parsers as spreadsheet cells, so `2026-11-23
     10:30`, `2026/11/23`, `1,234.50` and `是` mean what they mean in an import;
     JSON numbers and booleans are taken as they are. Raises `CellError`.
+
+    A date-time without an offset is wall-clock time in `zone` when given (a
+    form: the app's time zone, app/records/display.py), else UTC (the API);
+    either way it is returned as naive UTC, the way it is stored.
     """
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
@@ -223,16 +248,17 @@ def parse_input(raw: Any, f: FieldSpec) -> Any:
     if isinstance(raw, dict | list):
         raise CellError(N_("Not a valid value."))
     if f.type == "datetime" and isinstance(raw, str):
-        return _iso_datetime(raw.strip(), f)
+        return _iso_datetime(raw.strip(), f, zone)
     if isinstance(raw, float) and f.type == "integer":
         raise CellError(N_("Not a whole number."))
     return PARSERS[f.type](raw, f)
 
 
-def _iso_datetime(text: str, f: FieldSpec) -> dt.datetime:
-    """A typed date-time, or an ISO 8601 one with an offset (stored as UTC)."""
+def _iso_datetime(text: str, f: FieldSpec, zone: tzinfo | None = None) -> dt.datetime:
+    """A typed date-time (in `zone`, else UTC), or an ISO 8601 one with an offset; as UTC."""
     try:
-        return parse_datetime(text, f)
+        value = parse_datetime(text, f)
+        return in_utc(value, zone) if zone is not None else value
     except CellError:
         try:
             value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))

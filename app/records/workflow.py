@@ -15,7 +15,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from app.i18n import N_, current_lang, gettext
 from app.records.scope import ScopeCompiler, is_admin
-from app.schema.spec import EntitySpec, TransitionSpec, WorkflowSpec
+from app.schema.spec import Condition, EntitySpec, TransitionSpec, WorkflowSpec
 
 if TYPE_CHECKING:
     from app.records.service import RecordService
@@ -55,6 +55,20 @@ def refuse_state_change(service: RecordService, obj: Any) -> None:
     raise Invalid(message, {wf.field: [message]})
 
 
+def refuse_while_approving(service: RecordService, obj: Any) -> None:
+    """Raise Conflict when `obj` waits for an approval: approvers decide what they read."""
+    from app.approvals import service as approvals
+
+    approvals.refuse_while_open(service, obj)
+
+
+def forget_approvals(service: RecordService, ids: list[int]) -> None:
+    """Close the open approval requests of records being deleted (no orphan in an inbox)."""
+    from app.approvals import service as approvals
+
+    approvals.cancel_for(service, ids)
+
+
 def state_change_message(entity: EntitySpec, old: Any) -> str:
     """The translated refusal of a direct state change, naming the steps there are."""
     wf = entity.workflow
@@ -84,16 +98,25 @@ def allowed(service: RecordService, t: TransitionSpec) -> bool:
 
 def available(service: RecordService, obj: Any) -> list[TransitionSpec]:
     """The transitions the user may offer on `obj` from its current state."""
+    from app.approvals import service as approvals
+
     wf = service.entity.workflow
     if wf is None:
         return []
-    return [t for t in wf.leaving(getattr(obj, wf.field)) if allowed(service, t)]
+    if approvals.has_approvals(service.entity) and approvals.open_request(
+            service.session, service.entity.name, obj.id) is not None:
+        return []  # it waits for its approvers: no other step meanwhile
+    return [t for t in wf.leaving(getattr(obj, wf.field) or wf.initial) if allowed(service, t)]
 
 
 def take(service: RecordService, obj: Any, name: str, comment: str | None = None,
          expected_version: int | None = None) -> Any:
-    """Run transition `name` on a reachable record; commit; return the record."""
-    from app.audit import record_event
+    """Run transition `name` on a reachable record; commit; return the record.
+
+    A transition with an `approval` that applies is not run but submitted
+    (app/approvals): the record moves when its last approver agrees.
+    """
+    from app.approvals import service as approvals
     from app.records.service import Conflict, Forbidden, Invalid, NotFound, conflict_message
 
     service.require("update")
@@ -107,7 +130,9 @@ def take(service: RecordService, obj: Any, name: str, comment: str | None = None
         raise Conflict(conflict_message())
     lang = current_lang()
     field = service.entity.field(wf.field)
-    old = getattr(obj, wf.field)
+    # A record from before its entity had a workflow has no state yet: it is at `initial`.
+    old = getattr(obj, wf.field) or wf.initial
+    approvals.refuse_while_open(service, obj)
     if old not in t.sources:
         raise Conflict(gettext(
             N_("The step %(step)s does not apply: this record is %(state)s now."),
@@ -115,48 +140,72 @@ def take(service: RecordService, obj: Any, name: str, comment: str | None = None
     if not allowed(service, t):
         raise Forbidden(gettext(N_("Your role may not take the step %(step)s."),
                                 step=t.label.get(lang)))
+    comment = (comment or "").strip() or None
+    errors = _problems(service, obj, t, comment)
+    if errors:
+        message = next(iter(errors.values()))[0]
+        raise Invalid(message, errors)
+    if t.approval is not None and approvals.needed(service, obj, t):
+        return approvals.submit(service, obj, t, comment)
+    move(service, obj, t.to, {"transition": t.name, "from": old, "to": t.to,
+                              "comment": comment})
+    # The user reached the record before the step; a row rule on the state may
+    # put it out of their reach after (a dispatcher hands a request on): allowed.
+    return service.commit(obj, check_visible=False)
+
+
+def _problems(service: RecordService, obj: Any, t: TransitionSpec, comment: str | None
+              ) -> dict[str, list[str]]:
+    """{field: [messages]} of what keeps `t` from being taken on `obj` (requires, comment, when)."""
+    lang = current_lang()
     errors: dict[str, list[str]] = {}
     for required in t.requires:
         if getattr(obj, required) in (None, "", []):
             errors[required] = [gettext(
                 N_("Fill in %(field)s before the step %(step)s."),
                 field=service.entity.field(required).label.get(lang), step=t.label.get(lang))]
-    comment = (comment or "").strip() or None
     if t.comment == "required" and comment is None:
         errors["comment"] = [gettext(N_("The step %(step)s needs a comment."),
                                      step=t.label.get(lang))]
-    if not errors and t.when is not None and not _holds(service, obj, t):
+    if not errors and t.when is not None and not holds(service, obj, t.when):
         errors["_record"] = [gettext(
             N_("The conditions of the step %(step)s do not hold for this record."),
             step=t.label.get(lang))]
-    if errors:
-        message = next(iter(errors.values()))[0]
-        raise Invalid(message, errors)
-    setattr(obj, wf.field, t.to)
+    return errors
+
+
+def move(service: RecordService, obj: Any, to: str, detail: dict[str, Any]) -> None:
+    """Set the state of `obj` to `to`, flush, and add the `transition` audit entry.
+
+    The caller has checked the step (or its approval) and commits; this is the
+    one place a workflow state is written.
+    """
+    from app.audit import record_event
+    from app.records.service import Conflict, conflict_message
+
+    wf = service.entity.workflow
+    assert wf is not None
+    setattr(obj, wf.field, to)
     try:
         service.session.flush()  # the update's own audit entry comes first
     except StaleDataError:
         service.session.rollback()
         raise Conflict(conflict_message()) from None
     record_event("transition", entity=service.entity.name, record_id=obj.id,
-                 title=_title(service.entity, obj),
-                 detail={"transition": t.name, "from": old, "to": t.to, "comment": comment},
-                 session=service.session)
-    # The user reached the record before the step; a row rule on the state may
-    # put it out of their reach after (a dispatcher hands a request on): allowed.
-    return service.commit(obj, check_visible=False)
+                 title=title_of(service.entity, obj), detail=detail, session=service.session)
 
 
-def _holds(service: RecordService, obj: Any, t: TransitionSpec) -> bool:
-    """Whether the transition's `when` holds for the record's stored row."""
+def holds(service: RecordService, obj: Any, condition: Condition) -> bool:
+    """Whether `condition` (a `when`) holds for the record's stored row."""
     user_id = service.user.id if service.user is not None else 0
-    clause = ScopeCompiler(service.spec, user_id).compile(service.entity, t.when)
+    clause = ScopeCompiler(service.spec, user_id).compile(service.entity, condition)
     stmt = sa.select(service.table.c.id).where(service.table.c.id == obj.id, clause)
     with service.session.no_autoflush:
         return service.session.execute(stmt).first() is not None
 
 
-def _title(entity: EntitySpec, obj: Any) -> str | None:
+def title_of(entity: EntitySpec, obj: Any) -> str | None:
+    """The record's title for logs and inboxes (None where it is `id` or sensitive)."""
     if not entity.title or entity.title == "id" or entity.field(entity.title).sensitive:
         return None
     value = getattr(obj, entity.title, None)

@@ -17,6 +17,9 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from app.i18n import N_
+from app.privacy import checks as privacy_checks
+from app.schema import automation, rollups, views_checks
+from app.schema.approvals import ApprovalChecker, warn_approvals
 from app.schema.conditions import ConditionChecker
 from app.schema.problems import Problem
 from app.schema.spec import (
@@ -103,13 +106,28 @@ CODES: dict[str, str] = {
     "SD-E183": "workflow transition names an unknown role",
     "SD-E184": "workflow transition requires a missing field",
     "SD-E185": "workflow transition comment is not 'required' or 'optional'",
+    "SD-E186": "approval is not a list of levels, a mapping with 'levels', or 'same'",
+    "SD-E187": "approval without levels",
+    "SD-E188": "approval level names neither or both of 'by' and 'role'",
+    "SD-E189": "approval level names an unknown role",
+    "SD-E190": "'approval: same' without an approval above it",
+    "SD-E191": "approval pending state is not a state, or equals the transition's from/to",
+    "SD-E192": "approval 'by' path does not lead to a login account",
+    "SD-E240": "unknown role mfa setting (not 'required' or 'optional')",
+    "SD-E241": "role mfa setting is a yes/no value, not 'required' or 'optional'",
     "SD-W001": "label missing a translation",
     "SD-W002": "entity has no title field",
     "SD-W003": "workflow state cannot be reached from the initial state",
+    "SD-W013": "approval role may not read the entity, so it can never decide",
+    "SD-W014": "a transition moves from or to an approval's pending state",
 }
+CODES.update(views_checks.CODES)  # views, time zone, currency (app/schema/views_checks.py)
+CODES.update(privacy_checks.CODES)  # subject, retention (app/privacy/checks.py)
+CODES.update(automation.CODES)  # reminders and webhooks (app/schema/automation.py)
+CODES.update(rollups.CODES)  # rollups and classify (app/schema/rollups.py)
 
-TOP_KEYS = ("version", "app", "entities", "roles", "dashboards")
-APP_KEYS = ("title", "default_locale")
+TOP_KEYS = ("version", "app", "entities", "roles", "dashboards", "reminders", "webhooks")
+APP_KEYS = ("title", "default_locale", "timezone")
 ENTITY_KEYS = (
     "label",
     "menu",
@@ -123,9 +141,13 @@ ENTITY_KEYS = (
     "import_key",
     "charts",
     "workflow",
+    "views",
+    "subject",
+    "retention",
 )
 WORKFLOW_KEYS = ("field", "initial", "transitions")
-TRANSITION_KEYS = ("name", "from", "to", "roles", "requires", "when", "comment", "label")
+TRANSITION_KEYS = ("name", "from", "to", "roles", "requires", "when", "comment", "label",
+                   "approval")
 FIELD_KEYS = (
     "type",
     "label",
@@ -146,8 +168,11 @@ FIELD_KEYS = (
     "readonly",
     "precision",
     "scale",
+    "currency",
+    "classify",  # enum set by rules: app/schema/rollups.py
 )
-ROLE_KEYS = ("label", "grants", "rows")
+ROLE_KEYS = ("label", "grants", "rows", "mfa")
+MFA_VALUES = ("optional", "required")
 CHART_KEYS = ("name", "type", "group_by", "period", "measure", "label")
 DASHBOARD_ITEM_KEYS = ("chart", "kpi", "label")
 
@@ -163,6 +188,7 @@ OPTION_TYPES: dict[str, tuple[str, ...]] = {
     "many": ("relation",),
     "precision": ("decimal",),
     "scale": ("decimal",),
+    "currency": ("decimal",),
     "encrypted": ("string", "text", "email", "phone", "url"),
 }
 BOOL_OPTIONS = ("required", "unique", "many", "sensitive", "encrypted", "readonly")
@@ -386,6 +412,7 @@ class Checker:
         app = doc.get("app") or CommentedMap()
         title = Label("SchemaDesk", "SchemaDesk")
         default_locale = "zh"
+        timezone = views_checks.check_timezone(self, app)
         if self.expect_map(app, "app", doc, "app"):
             self.unknown_keys(app, APP_KEYS, "app")
             title = self.label(app.get("title"), "app.title", app, "title", "SchemaDesk")
@@ -423,10 +450,16 @@ class Checker:
         by_name = {e.name: e for e in entities}
         for entity in entities:
             self.entity_links(entity, entities_node[entity.name], by_name)
+        entities = rollups.with_rules(self, entities, entities_node, me_entity(by_name))
+        by_name = {e.name: e for e in entities}
 
         roles = self.roles(doc.get("roles"), doc, by_name)
         entities = self.with_workflows(entities, entities_node, by_name, roles)
+        entities = views_checks.with_views(self, entities, entities_node)
+        entities = privacy_checks.with_privacy(self, entities, entities_node, me_entity(by_name))
         dashboards = self.dashboards(doc.get("dashboards"), doc, by_name)
+        reminders = automation.check_reminders(self, doc, by_name, roles)
+        webhooks = automation.check_webhooks(self, doc, by_name)
         if any(p.is_error for p in self.problems):
             return None
         return AppSpec(
@@ -438,6 +471,9 @@ class Checker:
             dashboards=dashboards,
             source=self.file,
             me_entity=me_entity(by_name),
+            timezone=timezone,
+            reminders=reminders,
+            webhooks=webhooks,
         )
 
     def with_workflows(self, entities: list[EntitySpec], entities_node: Any,
@@ -450,6 +486,9 @@ class Checker:
             wnode = entities_node[entity.name].get("workflow")
             if wnode is not None:
                 workflow = self.workflow(entity, wnode, by_name, role_names)
+                if workflow is not None:
+                    warn_approvals(self, entity, workflow, roles, wnode,
+                                   f"entities.{entity.name}.workflow")
                 entity = by_name[entity.name] = dataclasses.replace(entity, workflow=workflow)
             result.append(entity)
         return result
@@ -477,7 +516,10 @@ class Checker:
                 continue
             if not self.expect_map(fnode, fpath, fields_node, fname):
                 continue
-            spec = self.field(fname, fnode, fpath, names, fields_node)
+            if fnode.get("type") == "rollup":
+                spec = rollups.rollup_field(self, fname, fnode, fpath)
+            else:
+                spec = self.field(fname, fnode, fpath, names, fields_node)
             if spec is not None:
                 fields.append(spec)
         field_names = [f.name for f in fields]
@@ -900,7 +942,8 @@ class Checker:
         if default is not None:
             default, default_ok = self.check_default(default, ftype, choices, path, node)
             ok = ok and default_ok
-        if not ok:
+        currency, currency_ok = views_checks.check_currency(self, node, path)
+        if not ok or not currency_ok:
             return None
         return FieldSpec(
             name=name,
@@ -925,6 +968,7 @@ class Checker:
             readonly=node.get("readonly", False) is True,
             precision=precision if isinstance(precision, int) else 12,
             scale=scale if isinstance(scale, int) else 2,
+            currency=currency,
         )
 
     def check_default(
@@ -1219,8 +1263,30 @@ class Checker:
                     condition = conditions.parse(rule, target, rpath, rows_node, entity)
                     if condition is not None:
                         rows.append(RowRule(str(entity), condition))
-            roles.append(RoleSpec(name=name, label=label, grants=grants, rows=tuple(rows)))
+            roles.append(RoleSpec(name=name, label=label, grants=grants, rows=tuple(rows),
+                                  mfa=self.role_mfa(rnode, path)))
         return roles
+
+    def role_mfa(self, rnode: Any, path: str) -> str:
+        """Check `roles.<r>.mfa` (two-factor sign-in, 两步验证); return it (default "optional")."""
+        if "mfa" not in rnode:
+            return "optional"
+        value = rnode["mfa"]
+        if isinstance(value, bool):
+            # `mfa: true` reads as "on", but the setting names a policy: say which word.
+            self.report("SD-E241", f"{path}.mfa",
+                        N_("'%(value)s' is read as a yes/no value; write mfa: required "
+                           "or mfa: optional"), rnode, "mfa",
+                        hint=N_("quote nothing, just write: mfa: required"), value=value)
+            return "optional"
+        if value not in MFA_VALUES:
+            self.report("SD-E240", f"{path}.mfa",
+                        N_("unknown mfa setting '%(value)s'; it is one of %(values)s"),
+                        rnode, "mfa", value=value, values=", ".join(MFA_VALUES),
+                        **(self.did_you_mean(str(value), MFA_VALUES)
+                           or {"hint": N_("write mfa: required or leave it out")}))
+            return "optional"
+        return str(value)
 
     def workflow(self, entity: EntitySpec, node: Any, by_name: dict[str, EntitySpec],
                  role_names: list[str]) -> WorkflowSpec | None:
@@ -1260,11 +1326,12 @@ class Checker:
                                                       "transitions"):
             tnode, ok = None, False
         conditions = ConditionChecker(self, by_name, me_entity(by_name))
+        approvals = ApprovalChecker(self, entity, by_name, role_names, conditions, states)
         seen: set[str] = set()
         for i, item in enumerate(tnode or []):
             tpath = f"{path}.transitions[{i}]"
             transition = self.transition(entity, item, tpath, tnode, i, state, role_names,
-                                         conditions)
+                                         conditions, approvals)
             if transition is None:
                 ok = False
                 continue
@@ -1307,9 +1374,13 @@ class Checker:
         while frontier:
             current = frontier.pop()
             for t in spec.transitions:
-                if current in t.sources and t.to not in reached:
-                    reached.add(t.to)
-                    frontier.append(t.to)
+                if current not in t.sources:
+                    continue
+                pending = t.approval.pending if t.approval is not None else None
+                for target in (t.to, pending):
+                    if target is not None and target not in reached:
+                        reached.add(target)
+                        frontier.append(target)
         for name in states:
             if name not in reached:
                 self.report("SD-W003", f"{path}.transitions",
@@ -1344,8 +1415,8 @@ class Checker:
         return lists if ok else None
 
     def transition(self, entity: EntitySpec, item: Any, path: str, parent: Any, index: int,
-                   state: Any, role_names: list[str], conditions: ConditionChecker
-                   ) -> TransitionSpec | None:
+                   state: Any, role_names: list[str], conditions: ConditionChecker,
+                   approvals: ApprovalChecker | None = None) -> TransitionSpec | None:
         """Check one transition of a workflow; return it, or None on a problem."""
         if not self.expect_map(item, path, parent, index):
             return None
@@ -1382,12 +1453,14 @@ class Checker:
             when = conditions.parse(item["when"], entity, f"{path}.when", item, "when")
             ok = ok and when is not None
         label = self.label(item.get("label"), f"{path}.label", item, "label", str(name))
-        if not ok:
+        approval_ok, approval = approvals.parse(item, path) if approvals else (True, None)
+        if not ok or not approval_ok:
             return None
         return TransitionSpec(
             name=str(name), sources=tuple(str(s) for s in sources), to=str(item["to"]),
             label=label, roles=tuple(lists.get("roles", ())),
-            requires=tuple(lists.get("requires", ())), when=when, comment=str(comment))
+            requires=tuple(lists.get("requires", ())), when=when, comment=str(comment),
+            approval=approval)
 
     def dashboards(
         self, node: Any, doc: dict, by_name: dict[str, EntitySpec]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 FIELD_TYPES = (
@@ -26,6 +27,8 @@ FIELD_TYPES = (
     "user",
 )
 TEXT_TYPES = ("string", "text", "email", "phone", "url", "enum")
+# Types whose values a data subject's key can seal (stored as text ciphertext).
+SEALABLE_TYPES = ("string", "text", "email", "phone", "url")
 NUMERIC_TYPES = ("integer", "decimal")
 DATE_TYPES = ("date", "datetime")
 ACTIONS = ("read", "create", "update", "delete", "import", "export", "view_sensitive")
@@ -36,6 +39,8 @@ MEASURES = ("count", "sum", "avg", "min", "max")
 SYSTEM_COLUMNS = ("id", "version", "created_at", "updated_at", "created_by", "updated_by")
 # Entities the console itself provides; a schema may grant on them but not define them.
 SYSTEM_ENTITIES = ("audit_log", "job_run", "backup")
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 # Default string length where the schema gives none, per type.
 DEFAULT_LENGTHS = {"string": 255, "email": 254, "phone": 32, "url": 2048, "enum": 64}
@@ -64,6 +69,27 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class RollupSpec:
+    """`{type: rollup, of: child.field, agg: ...}`: an aggregate of the child records
+    whose relation `via` points at the record, narrowed by `where`."""
+
+    child: str
+    field: str  # "id" counts the child records
+    agg: str  # count | sum | avg | min | max
+    via: str  # the child's relation to this entity
+    where: Condition | None = None
+    multiply: Decimal | None = None  # points: sum * 0.01
+
+
+@dataclass(frozen=True)
+class ClassifyRule:
+    """One rule of `classify:`: the enum gets `value` when `when` holds (None: always)."""
+
+    value: str
+    when: Condition | None = None
+
+
+@dataclass(frozen=True)
 class FieldSpec:
     name: str
     type: str
@@ -85,6 +111,14 @@ class FieldSpec:
     readonly: bool = False
     precision: int = 12
     scale: int = 2
+    currency: str | None = None  # ISO 4217 code of a money decimal (CNY -> ¥1,234.50)
+    rollup: RollupSpec | None = None  # `type: rollup`: kept by app.records.rollups
+    classify: tuple[ClassifyRule, ...] = ()  # an enum set by rules, first match wins
+
+    @property
+    def computed(self) -> bool:
+        """True for a value the rules keep (a rollup or a classified enum): never written."""
+        return self.rollup is not None or bool(self.classify)
 
     @property
     def is_relation(self) -> bool:
@@ -136,6 +170,24 @@ WORKFLOW_COMMENTS = ("optional", "required")
 
 
 @dataclass(frozen=True)
+class ApprovalLevel:
+    """One level of an approval: the account a relation path leads to (`by`), or a `role`."""
+
+    by: str | None = None
+    role: str | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalSpec:
+    """`approval:` of a transition (审批): sequential `levels`, needed where `when` holds;
+    while open, the record shows the `pending` state (if given)."""
+
+    levels: tuple[ApprovalLevel, ...]
+    when: Condition | None = None
+    pending: str | None = None
+
+
+@dataclass(frozen=True)
 class TransitionSpec:
     """One step of a workflow: from one of `sources` to `to`, for `roles` (empty: anyone
     who may update), when the `requires` fields are filled and `when` holds."""
@@ -148,6 +200,7 @@ class TransitionSpec:
     requires: tuple[str, ...] = ()
     when: Condition | None = None
     comment: str = "optional"  # optional | required
+    approval: ApprovalSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +218,58 @@ class WorkflowSpec:
         """The transitions whose `from` includes `state`."""
         return tuple(t for t in self.transitions if state in t.sources)
 
+    @property
+    def pending_states(self) -> frozenset[str]:
+        """The states a record holds only while an approval of it is open."""
+        return frozenset(t.approval.pending for t in self.transitions
+                         if t.approval is not None and t.approval.pending)
+
+
+@dataclass(frozen=True)
+class KanbanSpec:
+    """`views.kanban`: one column per choice of the enum `group_by`, cards showing `card`."""
+
+    group_by: str
+    card: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CalendarSpec:
+    """`views.calendar`: records placed on their `date` (to `end`), named by `title`."""
+
+    date: str
+    title: str | None = None
+    end: str | None = None
+
+
+@dataclass(frozen=True)
+class ViewsSpec:
+    """`views:` of an entity: more ways to look at its records (app/views/boards.py)."""
+
+    kanban: KanbanSpec | None = None
+    calendar: CalendarSpec | None = None
+
+
+@dataclass(frozen=True)
+class SubjectSpec:
+    """`subject:` of an entity: its records are people (数据主体) whose sensitive values are
+    sealed under a per-record key; `erase` says what erasing one does (app/privacy)."""
+
+    erase: str = "anonymise"  # anonymise | delete
+
+
+@dataclass(frozen=True)
+class RetentionSpec:
+    """`retention:` of an entity (保存期限): records whose `from` date is older than
+    `after` (and match `when`) are deleted or anonymised by the scheduler."""
+
+    after: str  # as written: 3y, 18m, 90d, 2w
+    months: int = 0
+    days: int = 0
+    date_field: str = "created_at"
+    when: Condition | None = None
+    action: str = "anonymise"  # anonymise | delete
+
 
 @dataclass(frozen=True)
 class EntitySpec:
@@ -181,6 +286,9 @@ class EntitySpec:
     import_key: str | None = None
     charts: tuple[ChartSpec, ...] = ()
     workflow: WorkflowSpec | None = None
+    views: ViewsSpec = ViewsSpec()
+    subject: SubjectSpec | None = None
+    retention: RetentionSpec | None = None
 
     def field(self, name: str) -> FieldSpec:
         for f in self.fields:
@@ -213,6 +321,52 @@ class EntitySpec:
     @property
     def sensitive_fields(self) -> tuple[FieldSpec, ...]:
         return tuple(f for f in self.fields if f.sensitive)
+
+    @cached_property
+    def lookup_fields(self) -> frozenset[str]:
+        """Fields looked records up by: search, filters, import key, unique."""
+        names = set(self.search) | set(self.filters)
+        names |= {f.name for f in self.fields if f.unique}
+        if self.import_key:
+            names.add(self.import_key)
+        return frozenset(names)
+
+    @cached_property
+    def sealed_fields(self) -> tuple[FieldSpec, ...]:
+        """The fields stored under each record's own key (加密粉碎, app/privacy/keys.py).
+
+        A data subject's encrypted and sensitive text fields; erasing the record
+        destroys the key, so every copy of these values (table, audit diffs,
+        backups) becomes unreadable. Those used for lookups also keep a keyed
+        blind index (`blind_fields`), so equality search, filters, unique and
+        the import key still work without the clear value in the database.
+        """
+        if self.subject is None:
+            return ()
+        return tuple(f for f in self.fields if f.type in SEALABLE_TYPES
+                     and (f.encrypted or f.sensitive))
+
+    @cached_property
+    def blind_fields(self) -> tuple[FieldSpec, ...]:
+        """Sealed fields used for lookups: each has a `<name>__bi` blind-index column
+        (app/privacy/lookup.py)."""
+        lookup = self.lookup_fields
+        return tuple(f for f in self.sealed_fields if f.name in lookup)
+
+    def is_blind(self, name: str) -> bool:
+        return any(f.name == name for f in self.blind_fields)
+
+    @cached_property
+    def log_sealed_fields(self) -> tuple[FieldSpec, ...]:
+        """A data subject's fields whose audit diffs are sealed: every sensitive or encrypted
+        text field, lookups included (the log is a copy; the table is the original)."""
+        if self.subject is None:
+            return ()
+        return tuple(f for f in self.fields if f.type in SEALABLE_TYPES
+                     and (f.encrypted or f.sensitive))
+
+    def is_sealed(self, name: str) -> bool:
+        return any(f.name == name for f in self.sealed_fields)
 
     @property
     def class_name(self) -> str:
@@ -270,6 +424,7 @@ class RoleSpec:
     label: Label
     grants: dict[str, frozenset[str]] = field(default_factory=dict, hash=False)
     rows: tuple[RowRule, ...] = ()
+    mfa: str = "optional"  # "required": members must sign in with a second factor
 
     def actions_on(self, entity: str) -> frozenset[str]:
         """Return the actions this role may take on `entity` ("*" included)."""
@@ -303,6 +458,10 @@ class AppSpec:
     source: str = ""
     digest: str = ""
     me_entity: str | None = None  # the entity whose `user` field makes a record "$me"
+    timezone: str = DEFAULT_TIMEZONE  # `app.timezone`: times are shown in it, stored UTC
+    # `reminders:` / `webhooks:` (app/schema/automation.py: ReminderSpec, WebhookSpec)
+    reminders: tuple[Any, ...] = ()
+    webhooks: tuple[Any, ...] = ()
 
     def entity(self, name: str) -> EntitySpec:
         for e in self.entities:

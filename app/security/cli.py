@@ -19,6 +19,9 @@ def keys_rotate() -> None:
     for entity, count in rotate_all().items():
         click.echo(gettext(N_("%(entity)s: %(count)d record(s) re-encrypted."),
                            entity=entity, count=count))
+    from app.security.mfa import rotate_secrets
+
+    click.echo(gettext(N_("Two-factor secrets: %(count)d re-encrypted."), count=rotate_secrets()))
 
 
 @roles.command("sync")

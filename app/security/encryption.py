@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import current_app
 
@@ -35,19 +37,27 @@ def rotate_all(batch: int = 500) -> dict[str, int]:
     Values readable with any configured key are re-encrypted with the first
     one; values stored in clear (written before the field was encrypted) are
     encrypted. Raw column values are read and written, bypassing the type.
+    A data subject's keys are re-wrapped with the newest key (`subject_key` in
+    the result) and its sealed values sealed afresh under the same subject key.
     """
     import sqlalchemy as sa
 
+    from app.privacy.keys import is_token, reseal, rewrap_all
+    from app.privacy.lookup import column_name
     from app.state import state
 
     st = state()
     multi = cipher()
     counts: dict[str, int] = {}
+    # A data subject's values are under its own key: re-wrap those keys first.
+    subject_keys = rewrap_all()
+    current_app.extensions.pop("schemadesk_blind_key", None)  # derived from the newest key
     for entity in st.spec.entities:
-        names = [f.name for f in entity.fields if f.encrypted]
+        names = [f.name for f in entity.fields if f.encrypted or entity.is_sealed(f.name)]
         if not names:
             continue
-        raw = sa.table(entity.name, sa.column("id"), *(sa.column(n, sa.Text) for n in names))
+        raw = sa.table(entity.name, sa.column("id"), *(sa.column(n, sa.Text) for n in names),
+                       *(sa.column(column_name(f.name)) for f in entity.blind_fields))
         done = 0
         last_id = 0
         with st.db.engine.connect() as conn:
@@ -63,15 +73,34 @@ def rotate_all(batch: int = 500) -> dict[str, int]:
                         token = getattr(row, name)
                         if token is None:
                             continue
+                        if is_token(token):
+                            values[name] = reseal(token)
+                            continue
                         try:
                             new = multi.rotate(token.encode("ascii")).decode("ascii")
                         except (InvalidToken, UnicodeEncodeError):
                             new = encrypt(token)
                         values[name] = new
+                    values.update(_blind_indexes(entity, row))
                     if values:
                         conn.execute(sa.update(raw).where(raw.c.id == row.id).values(**values))
                         done += 1
                     last_id = row.id
                 conn.commit()
         counts[entity.name] = done
+    counts["subject_key"] = subject_keys
     return counts
+
+
+def _blind_indexes(entity: Any, row: Any) -> dict[str, str]:
+    """The blind indexes of a row's sealed lookup values, under the newest key."""
+    from app.privacy.keys import is_token, unseal
+    from app.privacy.lookup import blind, column_name
+
+    out = {}
+    for f in entity.blind_fields:
+        token = getattr(row, f.name)
+        text = unseal(token) if is_token(token) else token
+        if text not in (None, ""):
+            out[column_name(f.name)] = blind(entity.name, f, text)
+    return out

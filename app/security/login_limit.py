@@ -86,6 +86,15 @@ def record_failed_login(username: Any) -> None:
         limiter.record_failure(str(username or ""))
 
 
+def blocked_response(username: str) -> Response | None:
+    """The 429 answer if `username` has used up its failures from here (the 2FA steps ask)."""
+    limiter = current_app.extensions.get(EXTENSION)
+    if limiter is None or not enabled(current_app):
+        return None
+    seconds = limiter.seconds_blocked(username)
+    return _too_many(current_app.appbuilder, seconds) if seconds else None
+
+
 def _attempted_username() -> str:
     if request.is_json:
         body = request.get_json(silent=True)
@@ -125,5 +134,12 @@ def init_login_limit(app: Flask, appbuilder: Any) -> None:
     def _refuse_blocked_sign_in() -> Response | None:
         if request.method != "POST" or request.endpoint not in endpoints or not enabled(app):
             return None
-        seconds = app.extensions[EXTENSION].seconds_blocked(_attempted_username())
-        return _too_many(appbuilder, seconds) if seconds else None
+        username = _attempted_username()
+        seconds = app.extensions[EXTENSION].seconds_blocked(username)
+        if not seconds:
+            return None
+        from app.security.login_log import record_auth_event
+
+        record_auth_event("login_failed", None,
+                          {"username": username[:255], "reason": "locked_out"})
+        return _too_many(appbuilder, seconds)

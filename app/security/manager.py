@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_appbuilder import expose, has_access
 from flask_appbuilder.security.sqla.manager import SecurityManager
 from flask_appbuilder.security.views import RoleModelView
+from flask_babel import lazy_gettext
 
 from app.i18n import N_, gettext
+from app.security.mfa_api import SecurityApi
+from app.security.role_labels import (
+    SchemaGroupModelView,
+    SchemaUserDBModelView,
+    SchemaUserStatsChartView,
+    install_role_labels,
+)
+from app.security.user_links import UserLinkMixin
 
 
 class SchemaRoleModelView(RoleModelView):
@@ -16,8 +26,20 @@ class SchemaRoleModelView(RoleModelView):
     A YAML role is rewritten from the schema on every start and schema apply,
     so a change made here would silently vanish; it is refused with a message
     saying where to make it instead. Roles made here (not in the YAML) work as
-    in plain FAB.
+    in plain FAB. Roles show their YAML label and grants (app.security.role_labels).
     """
+
+    list_columns = ["sd_label", "sd_grants"]
+    search_columns = ["name"]  # a permissions filter would list every raw pair
+    show_columns = ["sd_label", "sd_grants"]
+    label_columns = {
+        **RoleModelView.label_columns,
+        "sd_label": lazy_gettext(N_("Role")),
+        "name": lazy_gettext(N_("Role key")),
+        "sd_grants": lazy_gettext(N_("May do")),
+        "groups": lazy_gettext(N_("Groups")),
+        "user": lazy_gettext(N_("Users")),
+    }
 
     def _refuse_if_managed(self, item: Any) -> None:
         import sqlalchemy as sa
@@ -37,14 +59,46 @@ class SchemaRoleModelView(RoleModelView):
     def pre_update(self, item: Any) -> None:
         self._refuse_if_managed(item)
 
+    @expose("/edit/<pk>", methods=["GET", "POST"])
+    @has_access
+    def edit(self, pk: Any) -> Any:
+        """A YAML role's edit form would only show FAB's permission pairs and then refuse
+        to save; send the admin to its page with the reason instead."""
+        from flask import flash, redirect, url_for
+
+        from app.security.role_labels import role_label
+        from app.security.roles import yaml_role_names
+
+        item = self.datamodel.get(pk)
+        if item is not None and item.name in yaml_role_names():
+            flash(gettext(
+                N_("Role %(role)s is managed by the schema file: change its grants under "
+                   "roles: in the YAML and run schemadesk schema apply."),
+                role=role_label(item),
+            ), "warning")
+            return redirect(url_for(f"{self.endpoint}.show", pk=pk))
+        return super().edit(pk)
+
     def pre_delete(self, item: Any) -> None:
         self._refuse_if_managed(item)
+
+
+class SchemaUserView(UserLinkMixin, SchemaUserDBModelView):
+    """User screens: roles by label, the link to the person's record (app.security.user_links)."""
 
 
 class SchemaDeskSecurityManager(SecurityManager):
     """FAB's SQLAlchemy security manager; roles come from the YAML (app.security.roles)."""
 
     rolemodelview = SchemaRoleModelView
+    userdbmodelview = SchemaUserView
+    groupmodelview = SchemaGroupModelView
+    userstatschartview = SchemaUserStatsChartView
+
+    def __init__(self, appbuilder: Any) -> None:
+        install_role_labels()
+        super().__init__(appbuilder)
+    security_api = SecurityApi  # the JWT login asks for the two-factor code (app/security/mfa)
 
     @property
     def is_auth_limited(self) -> bool:
@@ -55,22 +109,29 @@ class SchemaDeskSecurityManager(SecurityManager):
         return False
 
     def auth_user_db(self, username: str, password: str) -> Any:
-        """FAB's password check; a failure counts towards the sign-in limits."""
-        user = super().auth_user_db(username, password)
-        if user is None:
-            from app.security.login_limit import record_failed_login
+        """FAB's password check; a failure counts towards the sign-in limits.
 
-            record_failed_login(username)
+        A success may still need the second factor (app/security/mfa.py).
+        """
+        user = super().auth_user_db(username, password)
+        self._after_password(username, user)
         return user
 
     def auth_user_ldap(self, username: str, password: str) -> Any:
         """FAB's LDAP check; a failure counts towards the sign-in limits."""
         user = super().auth_user_ldap(username, password)
-        if user is None:
-            from app.security.login_limit import record_failed_login
-
-            record_failed_login(username)
+        self._after_password(username, user)
         return user
+
+    @staticmethod
+    def _after_password(username: str, user: Any) -> None:
+        from app.security.login_limit import record_failed_login
+        from app.security.mfa import password_accepted
+
+        if user is None:
+            record_failed_login(username)
+        else:
+            password_accepted(user)
 
     def update_user(self, user: Any, commit: bool = True) -> Any:
         """FAB's update; a new password ends the user's other sessions (app.security.sessions).

@@ -9,6 +9,7 @@ from flask import current_app
 
 from app.i18n import N_
 from app.schema.spec import ACTIONS
+from app.security.role_labels import SYSTEM_LABELS, role_label
 from app.security.roles import SYSTEM_VIEW_MENUS
 from app.state import state
 
@@ -90,7 +91,11 @@ def make_matrix_view() -> type:
                 rows=rows,
                 actions=ACTIONS,
                 action_labels={a: gettext(ACTION_LABELS[a]) for a in ACTIONS},
-                entity_labels={e.name: e.label.get(current_lang()) for e in spec.entities},
+                entity_labels={
+                    **{name: gettext(text) for name, text in SYSTEM_LABELS.items()},
+                    **{e.name: e.label.get(current_lang()) for e in spec.entities},
+                },
+                role_labels={r[0]: role_label(r[0]) for r in rows},
                 managed=yaml_role_names(),
             )
 

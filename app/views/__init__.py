@@ -27,3 +27,9 @@ def register_views(appbuilder: Any) -> None:
             category_label=lazy_label(entity.menu),
         )
         st.views[entity.name] = view
+    from app.views.grid import register_grid
+
+    register_grid()
+    from app.designer.views import register_designer
+
+    register_designer(appbuilder)

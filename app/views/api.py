@@ -19,6 +19,7 @@ from flask_appbuilder.security.decorators import protect
 
 from app.i18n import N_, gettext
 from app.records import Conflict, RecordError, records
+from app.records.rollups import computed_message
 from app.records.service import conflict_message
 from app.records.values import CellError, parse_input
 from app.schema.spec import AppSpec, EntitySpec, FieldSpec
@@ -81,6 +82,9 @@ class EntityApi(ModelRestApi):
         errors: dict[str, list[str]] = {}
         for name, raw in body.items():
             f = writable.get(name)
+            if f is None and self.entity.has_field(name) and self.entity.field(name).computed:
+                errors[name] = [computed_message()]  # a rollup or classified field
+                continue
             if f is None:
                 if name not in ("id", "version"):
                     errors[name] = [gettext(N_("Unknown field."))]
@@ -207,6 +211,38 @@ class EntityApi(ModelRestApi):
             return self._refused(exc)
         return self._record_response(obj, 200)
 
+    @expose("/<pk>/erase", methods=["POST"])
+    @protect()
+    @safe
+    def erase(self, pk: Any) -> Any:
+        """Erase a data subject (admins only): delete or anonymise it, destroy its key.
+        ---
+        post:
+          description: >-
+            Erase (数据销毁) a record of a `subject:` entity as the schema says
+            (delete or anonymise) and destroy its key, so every copy of its
+            sealed values (audit log, backups) becomes unreadable. Admins only.
+          parameters:
+          - in: path
+            schema:
+              type: integer
+            name: pk
+          responses:
+            200:
+              description: Erased; what was done (no personal values)
+            401:
+              $ref: '#/components/responses/401'
+            403:
+              description: Only administrators may erase
+            404:
+              $ref: '#/components/responses/404'
+            422:
+              $ref: '#/components/responses/422'
+        """
+        from app.privacy.views import api_erase
+
+        return api_erase(self, pk)
+
     def delete_headless(self, pk: Any) -> Any:
         service = records(self.entity.name)
         try:
@@ -268,6 +304,7 @@ def make_api(entity: EntitySpec, model: type, session: Any, spec: AppSpec) -> ty
             "put": "update",
             "delete": "delete",
             "transition": "update",
+            "erase": "delete",
         },
         "list_columns": show,
         "show_columns": show,

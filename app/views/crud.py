@@ -15,6 +15,8 @@ from wtforms import validators
 
 from app.i18n import N_, current_lang, gettext
 from app.records import NotFound, RecordError, records
+from app.records.counting import ListCount, bounded_count
+from app.records.display import format_datetime, format_decimal, person_name
 from app.records.values import CellError, parse_input
 from app.schema.conditions import SYSTEM_FIELDS
 from app.schema.spec import ACTIONS, EntitySpec, FieldSpec, Label
@@ -30,6 +32,7 @@ from app.security.views import (
 )
 from app.state import state
 from app.views.fields import SpecField
+from app.views.grid import FilterGridPanel, GridMixin
 
 PAGE_SIZES = (10, 20, 50, 100)
 
@@ -99,7 +102,7 @@ class SpecInterface(SQLAInterface):
         service = records(self.entity.name) if self.entity is not None else None
         for flt, values in zip(filters.filters, filters.values, strict=False):
             if service is not None and flt.column_name != "id" \
-                    and not service.may_filter(flt.column_name):
+                    and not service.may_filter_column(flt.column_name):
                 continue  # a sensitive field this user may not see: no oracle on it
             items = (
                 values
@@ -126,8 +129,24 @@ class SpecInterface(SQLAInterface):
             # the API: FAB joins the dotted columns itself
             return super().query(filters, order_column, order_direction, page, page_size,
                                  select_columns, outer_default_load)
+        count, items = self.query_page(filters, order_column, order_direction, page,
+                                       page_size, select_columns, outer_default_load)
+        return int(count), items
+
+    def query_page(
+        self,
+        filters: Any = None,
+        order_column: str = "",
+        order_direction: str = "",
+        page: int | None = None,
+        page_size: int | None = None,
+        select_columns: list[str] | None = None,
+        outer_default_load: bool = False,
+    ) -> tuple[ListCount, list[Any]]:
+        """One page and its bounded count (`app.records.counting`: no full COUNT per page)."""
         query = self.session.query(self.obj)
-        count = self.query_count(query, filters, select_columns)
+        count = bounded_count(self._apply_inner_all(
+            query, filters, select_columns=select_columns, aliases_mapping={}))
         query = self.apply_all(
             query,
             filters,
@@ -187,7 +206,7 @@ def search_text() -> str:
     return request.args.get("q", "") if request else ""
 
 
-class EntityView(SecuredViewMixin, ModelView):
+class EntityView(GridMixin, SecuredViewMixin, ModelView):
     """Base of the generated views; `entity` is set on each subclass."""
 
     entity: EntitySpec
@@ -223,8 +242,14 @@ class EntityView(SecuredViewMixin, ModelView):
         except RecordError as exc:
             flash(exc.message, "danger")
         else:
+            from app.approvals.service import submitted_message
+
             wf = self.entity.workflow
             lang = current_lang()
+            waiting = submitted_message(self.entity, obj)
+            if waiting:
+                flash(waiting, "info")
+                return redirect(url_for(f"{type(self).__name__}.show", pk=pk))
             flash(gettext(N_("Done: %(step)s. The record is now %(state)s."),
                           step=wf.transition(name).label.get(lang),  # type: ignore[union-attr]
                           state=self.entity.field(wf.field).choice_label(  # type: ignore[union-attr]
@@ -233,6 +258,10 @@ class EntityView(SecuredViewMixin, ModelView):
 
     def render_template(self, template: str, **kwargs: Any) -> Any:
         """The show page also gets the workflow steps this user may take on the record."""
+        if template == self.show_template and "pk" in kwargs:
+            from app.views.detail import record_page  # title, actions, child counts
+
+            kwargs["sd_record"] = record_page(self, kwargs["pk"])
         if template == self.show_template and "pk" in kwargs and self.entity.workflow:
             service = records(self.entity.name)
             try:
@@ -273,7 +302,8 @@ def display_formatter(f: FieldSpec | None) -> Any:
 
     Empty is —, enums their label, booleans 是/否 (Yes/No), relations their
     title (many as a comma list), decimals with separators at the field's
-    scale, date-times to the minute.
+    scale (money with its currency sign), date-times in the app's time zone to
+    the minute, logins (`user` fields, created_by) by the person's name.
     """
 
     def fmt(value: Any) -> Any:
@@ -281,10 +311,14 @@ def display_formatter(f: FieldSpec | None) -> Any:
             return EMPTY
         if f is not None and f.type == "enum":
             return f.choice_label(value, current_lang())
+        if f is not None and f.type == "user":
+            return person_name(value)
         if isinstance(value, bool):
             return gettext(N_("Yes")) if value else gettext(N_("No"))
         if isinstance(value, dt.datetime):
-            return value.strftime("%Y-%m-%d %H:%M")
+            return format_datetime(value)  # stored UTC, shown in app.timezone
+        if isinstance(value, Decimal | int) and f is not None and f.type == "decimal":
+            return format_decimal(value, f.scale, f.currency, current_lang())
         if isinstance(value, Decimal):
             return f"{value:,.{f.scale if f is not None else 2}f}"
         if isinstance(value, list | tuple | set):
@@ -334,7 +368,7 @@ def make_view(entity: EntitySpec, model: type, session: Any) -> type[EntityView]
         extra_fields[f.name] = SpecField(
             f, validators=vals, keep_masked=KeepMasked(entity, f) if f.sensitive else None)
     for name in ("created_at", "updated_at", "created_by", "updated_by"):
-        formatters[name] = display_formatter(None)
+        formatters[name] = display_formatter(SYSTEM_FIELDS.get(name))
     order_name, direction = default_order(entity)
     search = (
         list(entity.filters)
@@ -385,7 +419,8 @@ def make_view(entity: EntitySpec, model: type, session: Any) -> type[EntityView]
         "add_form_extra_fields": dict(extra_fields),
         "edit_form_extra_fields": {**extra_fields, VERSION_FIELD: version_field(entity)},
         "base_order": (order_name, direction),
-        "base_filters": [["id", FilterTextSearch, search_text], ["id", FilterRowRule, no_value]],
+        "base_filters": [["id", FilterTextSearch, search_text], ["id", FilterRowRule, no_value],
+                         ["id", FilterGridPanel, no_value]],
         "page_size": 20,
     }
     return type(f"{entity.class_name}View", (EntityView,), attrs)

@@ -21,6 +21,7 @@ from wtforms import Field, validators
 from wtforms.widgets import Select, TextArea, TextInput, html_params
 
 from app.i18n import N_, current_lang, gettext
+from app.records.display import app_zone, local_now, local_to_utc, local_today, to_local
 from app.records.validation import check_value
 from app.records.values import CellError, parse_input
 from app.schema.spec import FieldSpec, Label
@@ -88,7 +89,8 @@ class SpecField(Field):
         raw = valuelist[0] if valuelist else None
         self._parse_error = None
         try:
-            self.data = parse_input(raw, self.spec)
+            # a form's date-time is wall-clock time in the app's zone (stored UTC)
+            self.data = parse_input(raw, self.spec, zone=app_zone())
         except CellError as exc:
             self.data = None
             self._parse_error = gettext(exc.message, **exc.params)
@@ -147,9 +149,9 @@ def form_default(spec: FieldSpec) -> Any:
     if spec.default is None or spec.default in ("$me", "$user"):
         return None
     if spec.type == "date" and spec.default == "today":
-        return dt.date.today
+        return local_today
     if spec.type == "datetime" and spec.default == "now":
-        return lambda: dt.datetime.now().replace(second=0, microsecond=0)
+        return lambda: local_to_utc(local_now().replace(second=0, microsecond=0))
     return spec.default
 
 
@@ -160,7 +162,7 @@ def display_value(spec: FieldSpec, value: Any) -> str:
     if spec.type == "boolean":
         return "true" if value else "false"
     if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%dT%H:%M")
+        return to_local(value).strftime("%Y-%m-%dT%H:%M")  # stored UTC, shown in the app zone
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, Decimal):

@@ -28,7 +28,7 @@ def test_bulk_insert_update_delete_give_one_entry_per_row(ctx: Any) -> None:
     table = state().models.table("customer")
     names = [unique("Bulk ") for _ in range(3)]
     session.execute(sa.insert(table), [
-        {"name": n, "kind": "company", "points": 0, "level": "c", "id_no": "SECRET-ID"}
+        {"name": n, "kind": "company", "industry": "retail", "id_no": "SECRET-ID"}
         for n in names
     ])
     session.commit()
@@ -36,8 +36,9 @@ def test_bulk_insert_update_delete_give_one_entry_per_row(ctx: Any) -> None:
                                .where(table.c.name.in_(names))).all())
     session.execute(
         sa.update(table).where(table.c.id == sa.bindparam("_id"))
-        .values(level=sa.bindparam("v_level")),
-        [{"_id": ids[names[0]], "v_level": "a"}, {"_id": ids[names[1]], "v_level": "b"}],
+        .values(industry=sa.bindparam("v_industry")),
+        [{"_id": ids[names[0]], "v_industry": "finance"},
+         {"_id": ids[names[1]], "v_industry": "education"}],
     )
     session.execute(sa.delete(table).where(table.c.id == ids[names[2]]))
     session.commit()
@@ -47,9 +48,12 @@ def test_bulk_insert_update_delete_give_one_entry_per_row(ctx: Any) -> None:
         ("create", str(ids[names[2]])), ("update", str(ids[names[0]])),
         ("update", str(ids[names[1]])), ("delete", str(ids[names[2]]))]
     assert rows[0]["record_title"] == names[0]
-    assert rows[0]["changes"]["id_no"] == {"changed": True, "encrypted": True}
+    # customer is a data subject (subject: true): its encrypted field is logged sealed
+    # under the record's own key (app/privacy), never in clear
+    assert rows[0]["changes"]["id_no"]["sealed"] is True
+    assert rows[0]["changes"]["id_no"]["after"].startswith("sk1:")
     assert "SECRET-ID" not in repr(rows)
-    assert rows[3]["changes"] == {"level": {"before": "c", "after": "a"}}
+    assert rows[3]["changes"] == {"industry": {"before": "retail", "after": "finance"}}
     assert {r["source"] for r in rows} == {"job"}
     assert run_verify(record=False).ok
 

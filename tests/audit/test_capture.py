@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,21 +36,22 @@ def new_customer(session: Any, **values: Any) -> Any:
 def test_create_update_delete_leave_entries_with_diffs(ctx: Any) -> None:
     session, mark = ctx, last_id()
     with acting_as(Actor(None, "cli-test", "cli")):
-        customer = new_customer(session, level="a", credit="12.50")
+        # level and points are kept by the rules (rollups): plain fields here
+        customer = new_customer(session, industry="retail", credit="12.50")
         cid = str(customer.id)
-        customer.level = "b"
-        customer.points = 7
+        customer.industry = "finance"
+        customer.remark = "note"
         session.commit()
         session.delete(customer)
         session.commit()
     rows = entries(mark, entity="customer", record_id=cid)
     assert [r["action"] for r in rows] == ["create", "update", "delete"]
     create, update, delete = rows
-    assert create["changes"]["level"] == {"before": None, "after": "a"}
+    assert create["changes"]["industry"] == {"before": None, "after": "retail"}
     assert create["changes"]["credit"]["after"] == "12.50"
     assert create["record_title"] == customer.name
-    assert update["changes"] == {"level": {"before": "a", "after": "b"},
-                                 "points": {"before": 0, "after": 7}}
+    assert update["changes"] == {"industry": {"before": "retail", "after": "finance"},
+                                 "remark": {"before": None, "after": "note"}}
     assert delete["changes"]["name"] == {"before": customer.name, "after": None}
     assert {r["source"] for r in rows} == {"cli"}
     assert {r["actor_name"] for r in rows} == {"cli-test"}
@@ -130,10 +132,17 @@ def test_sensitive_fields_masked_and_encrypted_never_in_plaintext(ctx: Any) -> N
         raw = repr(row)
         assert secret not in raw
         assert phone not in raw
-    assert rows[0]["changes"]["id_no"] == {"changed": True, "encrypted": True}
-    assert rows[1]["changes"]["phone"]["after"] == "139****5678"
-    assert rows[1]["changes"]["phone"]["masked"] is True
-    assert rows[1]["changes"]["id_no"] == {"changed": True, "encrypted": True}
+    # customer is a data subject (subject: true, app/privacy): its sensitive and
+    # encrypted values are logged sealed under the record's own key; the audit
+    # page shows them masked while the key lives
+    assert rows[0]["changes"]["id_no"]["sealed"] is True
+    assert rows[1]["changes"]["phone"]["sealed"] is True
+    assert rows[1]["changes"]["phone"]["after"].startswith("sk1:")
+    assert rows[1]["changes"]["id_no"]["sealed"] is True
+    from app.audit.views import diff_rows
+
+    shown = {r["after"] for r in diff_rows("customer", json.dumps(rows[1]["changes"]))}
+    assert "139****5678" in shown and phone not in repr(shown) and secret not in repr(shown)
 
 
 def test_database_cascades_are_recorded(ctx: Any) -> None:

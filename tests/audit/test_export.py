@@ -16,8 +16,12 @@ FILTER = "_flt_3_action=login_failed"
 
 
 def fail_sign_in(app: Flask, username: str) -> None:
-    with app.test_client() as client:
-        client.post("/login/", data={"username": username, "password": "wrong"})
+    """A stranger's failed sign-in, in its own app context: the admin client's preserved
+    request context (`with test_client()`) would otherwise lend it the admin's `g.user`,
+    and the login page would redirect an already signed-in user instead of refusing."""
+    with app.app_context(), app.test_client() as client:
+        response = client.post("/login/", data={"username": username, "password": "wrong"})
+        assert "login" in response.headers.get("Location", "login")
 
 
 def test_xlsx_export_of_a_hostile_failed_sign_in_holds_no_formula(
@@ -33,12 +37,16 @@ def test_xlsx_export_of_a_hostile_failed_sign_in_holds_no_formula(
     cells = [cell for row in sheet.iter_rows() for cell in row]
     assert not [c.coordinate for c in cells if c.data_type == "f"]
     hostile = [c for c in cells if isinstance(c.value, str) and "HYPERLINK" in c.value]
-    assert hostile and all(c.value.startswith(("'", "{")) for c in hostile)
+    # The detail cell now reads "username: =HYPERLINK…" (key: value lines, not JSON): it
+    # starts with its key, so it is text; the others are quoted. None starts a formula.
+    assert hostile and all(not c.value.startswith(("=", "+", "-", "@")) for c in hostile)
+    assert any(c.value.startswith("'") for c in hostile)
     assert any(c.value == "'" + HOSTILE for c in hostile)  # the title cell, kept readable
     assert any(c.value == "'+cmd|' /C calc'!A0" for c in cells)
     with sqlite_crm_app.app_context():
         [export] = entries(mark, action="export")
-    failed = sum(1 for row in sheet.iter_rows(min_row=2) if row[7].value == "login_failed")
+    failed = sum(1 for row in sheet.iter_rows(min_row=2)
+                 if row[7].value in ("Failed sign-in", "登录失败"))
     assert export["entity"] == "audit_log"
     assert export["detail"] == {"format": "xlsx", "rows": failed,
                                 "filters": {"_flt_3_action": ["login_failed"]}}

@@ -17,7 +17,7 @@ from tests.conftest import ADMIN_PASSWORD, login
 
 def add_customer(client: Any, **values: Any) -> int:
     name = values.pop("name", unique("UI "))
-    data = {"name": name, "kind": "company", "points": "0", "level": "c"}
+    data = {"name": name, "kind": "company"}
     data.update(values)
     response = client.post("/customer/add", data=data)
     assert response.status_code == 302, response.data[:300]
@@ -59,26 +59,29 @@ def test_sign_in_failed_sign_in_and_sign_out_are_recorded(crm_app: Flask) -> Non
     with crm_app.app_context():
         mark = last_id()
     with crm_app.test_client() as client:
-        client.post("/login/", data={"username": "admin", "password": "wrong"})
+        client.post("/login/", data={"username": "admin", "password": "Guess-Pa55word"})
         client.post("/login/", data={"username": "nobody-here", "password": "x"})
         login(client)
         client.get("/logout/")
     with crm_app.app_context():
         rows = [r for r in entries(mark) if r["action"].startswith("log")]
     assert [r["action"] for r in rows] == ["login_failed", "login_failed", "login", "logout"]
-    assert rows[0]["detail"] == {"username": "admin"}
-    assert rows[1]["detail"] == {"username": "nobody-here"}
+    # The login log (登录日志) also keeps why it failed and the browser's user agent.
+    assert rows[0]["detail"] == {"username": "admin", "reason": "wrong_password",
+                                 "agent": rows[0]["detail"]["agent"]}
+    assert rows[1]["detail"]["username"] == "nobody-here"
+    assert rows[1]["detail"]["reason"] == "unknown_user"
     assert rows[2]["actor_name"] == rows[3]["actor_name"] == "admin"
     assert rows[0]["client_ip"] == "127.0.0.1"
-    assert "wrong" not in repr(rows)
+    assert "Guess-Pa55word" not in repr(rows)
 
 
 def test_list_filters_by_record_and_detail_shows_labelled_diff(
     crm_app: Flask, admin_client: Any
 ) -> None:
-    cid = add_customer(admin_client, level="c", phone=unique_phone())
+    cid = add_customer(admin_client, industry="retail", phone=unique_phone())
     admin_client.post(f"/customer/edit/{cid}", data={
-        "name": "Diff Co", "kind": "company", "points": "0", "level": "a"})
+        "name": "Diff Co", "kind": "company", "industry": "finance"})
     page = admin_client.get(
         f"/audit/list/?_flt_3_entity=customer&_flt_3_record_id={cid}").data.decode()
     ids = sorted(set(int(i) for i in re.findall(r"/audit/show/(\d+)", page)))
@@ -86,11 +89,11 @@ def test_list_filters_by_record_and_detail_shows_labelled_diff(
         expected = [r["id"] for r in entries(entity="customer", record_id=str(cid))]
     assert ids == expected
     show = admin_client.get(f"/audit/show/{expected[-1]}").data.decode()
-    assert "Level" in show and "C (regular)" in show and "A (key account)" in show
+    assert "Industry" in show and "Retail" in show and "Finance" in show
     assert "Updated" in show and "Customer" in show
     admin_client.get("/lang/zh")
     show = admin_client.get(f"/audit/show/{expected[-1]}").data.decode()
-    assert "客户等级" in show and "C 普通客户" in show and "A 重要客户" in show
+    assert "行业" in show and "零售" in show and "金融" in show
     admin_client.get("/lang/en")
     # filters by actor, action, source and time range are there
     page = admin_client.get(
@@ -127,7 +130,10 @@ def test_export_csv_and_xlsx_follow_the_filters_and_are_audited(
     assert response.status_code == 200
     table = list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"))))
     assert table[0][:3] == ["No.", "Time (UTC)", "User ID"]
-    assert len(table) == 2 and table[1][7] == "create" and table[1][9] == str(cid)
+    assert len(table) == 2 and table[1][7] == "Created" and table[1][9] == str(cid)
+    # A person reads it: the entity by its label, the diff as before/after columns.
+    assert table[1][8] == "Customer" and table[0][11:13] == ["Before", "After"]
+    assert table[1][11] == "" and "Name: " in table[1][12]
     xlsx = admin_client.get(f"/audit/export/xlsx?_flt_3_record_id={cid}&_flt_3_entity=customer")
     from openpyxl import load_workbook
 

@@ -94,3 +94,27 @@ def forge_extra_admin(path: Path, out: Path, keep_signature: bool = True) -> Pat
         with zipfile.ZipFile(out, "a") as zf:
             zf.writestr(SIGNATURE, original)
     return out
+
+
+def rewrite_with_missing_parent(path: Path, out: Path, sign_with: str | None = None) -> Path:
+    """A valid, signed backup whose first `follow_up` points at a customer that does not exist.
+
+    Restores load with foreign-key checks off (MariaDB, PostgreSQL as superuser),
+    so only the check after the load can refuse it.
+    """
+    with BackupReader(str(path)) as reader, open(out, "wb") as fh:
+        writer = BackupWriter(fh, sign_with=sign_with)
+        tables = []
+        for table in reader.tables:
+            member, sink = writer.table(table["name"])
+            lines = list(reader.lines(table))
+            if table["name"] == "follow_up" and lines:
+                column = [c for c, _ in table["columns"]].index("customer_id")
+                row = json.loads(lines[0])
+                row[column] = 999_999
+                lines[0] = _line(row)
+            for line in lines:
+                sink.write(line)
+            tables.append({**table, "member": member, **sink.close()})
+        writer.finish({**reader.manifest, "tables": tables})
+    return out

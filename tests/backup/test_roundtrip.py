@@ -11,6 +11,7 @@ from app.backup.create import create_backup
 from app.backup.format import BackupError
 from app.backup.restore import restore_backup
 from app.backup.verify import verify_backup
+from app.privacy.keystore import export_keys, import_keys
 from app.state import state
 from tests.backup.seed import AUDIT_TABLES, audit_rows, data_checksums, seed_crm, table_checksums
 from tests.conftest import CRM
@@ -33,6 +34,7 @@ def seeded_backup(app_factory, backend: str, tmp_path: Path, **config) -> tuple[
         seed_crm()
         before = table_checksums()
         path = create_backup(tmp_path / "crm.sdbackup", note="test")
+        export_keys(path.with_suffix(".keys.json"))  # subject keys travel apart from backups
     return path, before
 
 
@@ -66,7 +68,12 @@ def test_restore_keeps_every_row_and_checksum(app_factory, empty_app, tmp_path, 
         session.commit()
         assert session.scalar(sa.select(sa.func.max(customer.id))) == 21
         restored = session.scalars(sa.select(customer).where(customer.id == 2)).one()
-        assert restored.id_no == "ID-0001"  # encrypted field readable with the same keys
+        assert restored.id_no != "ID-0001"  # sealed: its key is not in the backup (erased)
+        result = import_keys(path.with_suffix(".keys.json"))  # the key store, kept apart
+        assert result.added > 0
+        session.commit()  # a fresh snapshot (MariaDB reads repeatably in a transaction)
+        restored = session.scalars(sa.select(customer).where(customer.id == 2)).one()
+        assert restored.id_no == "ID-0001"  # readable again with the same instance key
 
 
 def test_restore_refuses_non_empty_target(app_factory, tmp_path):

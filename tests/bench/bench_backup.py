@@ -1,11 +1,13 @@
 """Backup and restore time for N customer rows, next to the engines' own tools.
 
-    python tests/bench/bench_backup.py [--rows 1000000] [--backends sqlite,postgresql]
+    python tests/bench/bench_backup.py [--rows 1000000] [--backend sqlite|postgresql|mariadb]
+    python tests/bench/bench_backup.py --rows 5000 --backends sqlite,postgresql,mariadb
 
 For each backend: seed N rows into `customer`, then time `create_backup`,
 `verify_backup`, `restore_backup` into an empty database of the same engine,
-and beside them SQLite's `sqlite3 .backup` (the CLI, else Python's online
-backup API) or PostgreSQL's `pg_dump -Fc` + `pg_restore`, in the same run.
+and beside them the engine's own tools in the same run: SQLite's `sqlite3
+.backup`/`.restore` (the CLI, else Python's online backup API), PostgreSQL's
+`pg_dump -Fc` + `pg_restore`, MariaDB's `mariadb-dump` + the `mariadb` client.
 """
 
 from __future__ import annotations
@@ -101,6 +103,23 @@ def native_postgres(url: str, work: Path) -> tuple[float, float, int]:
     return backup, restore, dump.stat().st_size
 
 
+def native_mariadb(url: str, work: Path) -> tuple[float, float, int]:
+    """`mariadb-dump` (one consistent snapshot) and loading the dump with the `mariadb` client."""
+    u = sa.make_url(url)
+    env = {**os.environ, "MYSQL_PWD": u.password or ""}
+    args = ["-h", u.host or "127.0.0.1", "-P", str(u.port or 3306), "-u", u.username or "root"]
+    dump = work / "native.sql"
+    with open(dump, "wb") as out:
+        backup = timed(subprocess.run, ["mariadb-dump", *args, "--single-transaction",
+                                        "--skip-ssl", u.database], check=True, env=env,
+                       stdout=out)[0]
+    target = sa.make_url(new_database("mariadb", work)).database
+    with open(dump, "rb") as inp:
+        restore = timed(subprocess.run, ["mariadb", *args, "--skip-ssl", target], check=True,
+                        env=env, stdin=inp)[0]
+    return backup, restore, dump.stat().st_size
+
+
 def bench(backend: str, rows: int, work: Path) -> list[str]:
     from app import create_app
     from app.backup.create import create_backup
@@ -134,6 +153,9 @@ def bench(backend: str, rows: int, work: Path) -> list[str]:
             n_restore,
             Path(work / "native.db").stat().st_size,
         )
+    elif backend == "mariadb":
+        n_backup, n_restore, n_size = native_mariadb(url, work)
+        native = ("mariadb-dump / mariadb", n_backup, n_restore, n_size)
     else:
         n_backup, n_restore, n_size = native_postgres(url, work)
         native = ("pg_dump -Fc / pg_restore", n_backup, n_restore, n_size)
@@ -148,20 +170,26 @@ def bench(backend: str, rows: int, work: Path) -> list[str]:
         f"verify + read-back check)",
         f"  {native[0]:<26} backup {native[1]:6.1f}s  restore {native[2]:6.1f}s  "
         f"{native[3] / mb:7.1f} MB",
+        f"  ratio to native            backup {t_backup / max(native[1], 1e-3):5.1f}x  "
+        f"restore {t_restore / max(native[2], 1e-3):5.1f}x",
     ]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--backends", default="sqlite,postgresql",
+                        help="comma-separated: sqlite, postgresql, mariadb")
+    parser.add_argument("--backend", help="one backend (same as --backends with one name)")
     args = parser.parse_args()
+    if args.backend:
+        args.backends = args.backend
     lines = []
     with tempfile.TemporaryDirectory(prefix="sd_bench_") as tmp:
         try:
             for backend in args.backends.split(","):
                 lines += bench(backend, args.rows, Path(tmp))
-                print("\n".join(lines[-5:]), flush=True)
+                print("\n".join(lines[-6:]), flush=True)
         finally:
             drop_databases()
     print("\n" + "\n".join(lines))

@@ -23,10 +23,14 @@ from tests.conftest import BACKENDS, CRM, login
 
 T0 = dt.datetime(2024, 1, 1)
 PASSWORD = "Chart-Pass-2024!"
-# (name, kind, level, credit, owner, created_at)
+# (name, kind, level, credit, owner, created_at). The level (客户分级) is not written: the
+# classify rules compute it from what the customer paid, so each gets a paid order of
+# ORDER_FOR[level] (none: level D).
+ORDER_FOR = {"a": Decimal("150000.00"), "b": Decimal("50000.00"), "c": Decimal("1000.00")}
 CUSTOMERS = [
     ("Acme One", "company", "a", Decimal("100.50"), "alice", dt.datetime(2024, 1, 15, 10, 0)),
-    ("Acme Two", "company", "b", Decimal("200.00"), "alice", dt.datetime(2024, 1, 31, 23, 59, 59)),
+    # stored UTC: the last second of January in the app zone (Asia/Shanghai, UTC+8)
+    ("Acme Two", "company", "b", Decimal("200.00"), "alice", dt.datetime(2024, 1, 31, 15, 59, 59)),
     ("Beta", "person", "a", Decimal("50.25"), "bob", dt.datetime(2024, 3, 1, 0, 0)),
     ("Gamma", "person", None, None, None, dt.datetime(2024, 3, 31, 12, 0)),
     ("Acme Three", "company", "c", Decimal("10.00"), "bob", dt.datetime(2024, 7, 4, 8, 30)),
@@ -78,13 +82,20 @@ def chart_app(request: pytest.FixtureRequest, app_factory: Any) -> Iterator[Flas
                     customer,
                     name=name,
                     kind=kind,
-                    level=level,
+                    industry="retail" if level else None,
                     credit=credit,
                     owner_id=owners.get(owner),
                     created_at=created,
                     points=0,
                 )
             )
+        orders = models.table("sales_order")
+        for n, ((_n, _k, level, _c, owner, _t), cid) in enumerate(zip(CUSTOMERS, ids,
+                                                                       strict=True)):
+            if level:  # a real write: the rollup and classify listeners set total_spent, level
+                insert(orders, order_no=f"CH-{n}", customer_id=cid, quantity=1,
+                       amount=ORDER_FOR[level], status="paid", approval="approved",
+                       owner_id=owners.get(owner), ordered_at=T0)
         follow_up = models.table("follow_up")
         for i, day in enumerate(DAYS):
             insert(
@@ -138,10 +149,16 @@ def test_enum_groups_follow_the_schema_order(chart_app: Flask) -> None:
     assert data.values == [2, 3]
 
 
-def test_missing_enum_values_form_an_empty_group(chart_app: Flask) -> None:
+def test_classified_levels_are_grouped_in_schema_order(chart_app: Flask) -> None:
     data = run(chart_app, "customer", "by_level")
-    assert data.labels == ["A (key account)", "B (major)", "C (regular)", "(empty)"]
+    assert data.labels == ["A (key account)", "B (major)", "C (regular)", "D (minor)"]
     assert data.values == [2, 1, 1, 1]
+
+
+def test_missing_enum_values_form_an_empty_group(chart_app: Flask) -> None:
+    data = run(chart_app, "customer", "by_industry")
+    assert data.labels == ["Retail", "(empty)"]
+    assert data.values == [4, 1]
 
 
 def test_sum_by_relation_is_labelled_with_titles_largest_first(chart_app: Flask) -> None:
@@ -178,7 +195,7 @@ def test_kpis(chart_app: Flask) -> None:
         assert aggregate.kpi_value("customer", Measure("sum", "credit")) == 360.75
         assert aggregate.kpi_value("customer", Measure("avg", "credit")) == 90.19
         assert aggregate.kpi_value("customer", Measure("max", "credit")) == 200
-        assert aggregate.kpi_value("sales_order", Measure("sum", "amount")) == 0
+        assert aggregate.kpi_value("sales_order", Measure("sum", "amount")) == 351000
     data = run(chart_app, "customer", "customer_count")
     assert data.values == [5]
 
@@ -277,9 +294,10 @@ def test_operator_charts_count_only_own_customers(chart_app: Flask) -> None:
         assert data["values"] == [2]
         page = client.get("/dashboard/").data.decode()
         # KPIs: Alice's 2 customers, and the 4 service requests and 6 follow-ups
-        # of her customers (the rules follow customer.owner); no orders.
+        # of her customers (the rules follow customer.owner); the amount of her customers'
+        # two paid orders (150,000 + 50,000), not Bob's.
         kpis = re.findall(r'class="sd-kpi-value">([^<]*)<', page)
-        assert kpis == ["2", "4", "6", "0"]
+        assert kpis == ["2", "4", "6", "200,000"]
 
 
 def test_chinese_labels(chart_app: Flask) -> None:

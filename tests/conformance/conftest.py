@@ -99,7 +99,7 @@ class World:
                 ids=[f"{s.stem}-{b}" for s, b in WORLDS])
 def world(request: pytest.FixtureRequest, app_factory: Callable[..., Any]) -> World:
     schema, backend = request.param
-    app = app_factory(schema, backend)
+    app = app_factory(schema, backend, keep=True)
     with app.app_context():
         spec = state().spec
     seeded = Seeder(app, spec, "cf").run()

@@ -112,6 +112,28 @@ def stored(value: Any) -> Any:
     return value
 
 
+# How each way reads a date-time typed without an offset (docs/import-export.md, 时区):
+# a person at a form or in a spreadsheet means the app's time zone; the API means UTC.
+READS_NAIVE_IN_APP_ZONE = {"form": True, "import": True, "api": False}
+
+
+def as_read(value: Any, f: FieldSpec, way: str, world: World) -> Any:
+    """A stored value as the wall-clock time the way read from the typed text.
+
+    Date-times are stored as UTC instants; converting each back to the zone its
+    way reads naive text in compares the instants each way meant, so a form
+    that took `10:30` as 10:30 Asia/Shanghai and an API that took it as 10:30
+    UTC agree, and a way that shifted the time twice (or not at all) does not.
+    """
+    if f.type != "datetime" or value is None:
+        return value
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(world.spec.timezone) if READS_NAIVE_IN_APP_ZONE[way] else dt.UTC
+    instant = dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+    return instant.astimezone(zone).replace(tzinfo=None).isoformat(sep=" ")
+
+
 class Sender:
     """Submits one field value, with a valid rest of the record, three ways."""
 
@@ -295,7 +317,7 @@ def test_the_form_the_api_and_the_importer_give_the_same_verdict(world: World, r
             if len({tuple(m) for m in refusals.values()}) > 1:
                 tally.mismatches.append(f"[{world.name}] {what} message: expected the same "
                                         f"message got {refusals}")
-            values = {w: v.value for w, v in ways.items() if v.accepted}
+            values = {w: as_read(v.value, f, w, world) for w, v in ways.items() if v.accepted}
             if len({repr(v) for v in values.values()}) > 1:
                 tally.mismatches.append(f"[{world.name}] {what} stored value: expected the "
                                         f"same value got {values}")

@@ -15,6 +15,7 @@ from flask_babel import force_locale
 
 from app.io.importer import import_file
 from app.state import state
+from tests.conftest import phone_in
 
 
 def phone() -> str:
@@ -31,7 +32,7 @@ def customers(app: Flask, phones: list[str]) -> dict[str, dict]:
     with app.app_context():
         table = state().models.table("customer")
         rows = state().db.session.execute(
-            sa.select(table).where(table.c.phone.in_(phones))
+            sa.select(table).where(phone_in(phones))
         ).mappings().all()
         state().db.session.remove()
         return {r["phone"]: dict(r) for r in rows}
@@ -39,7 +40,7 @@ def customers(app: Flask, phones: list[str]) -> dict[str, dict]:
 
 def gbk_file(tmp_path: Path, phones: list[str]) -> Path:
     rows = [
-        ["名称", "类型", "电话", "信用额度", "客户 等级", "不存在的列"],
+        ["名称", "类型", "电话", "信用额度", "来 源", "不存在的列"],
         ["北京华信科技", "企业", phones[0], "1,234.50", "", "x"],
         ["", "个人", phones[1], "10", "", ""],              # line 3: name missing
         ["上海星辰", "外星人", phones[2], "abc", "", ""],       # line 4: bad enum, bad number
@@ -124,8 +125,8 @@ def test_utf8_bom_semicolons_and_every_parser(crm_app: Flask, tmp_path: Path) ->
         state().db.session.commit()
     order_no = f"SO-{uuid.uuid4().hex[:8]}"
     p = phone()
-    path = write_csv(tmp_path / "c.csv", [["名称", "Membership", "电话", "标签"],
-                                          ["Acme", "黄金会员", p, f"{tag}、{tag2}"]],
+    path = write_csv(tmp_path / "c.csv", [["名称", "Industry", "电话", "标签"],
+                                          ["Acme", "金融", p, f"{tag}、{tag2}"]],
                      encoding="utf-8-sig")
     text = path.read_text(encoding="utf-8-sig").replace(",", ";")
     path.write_text(text, encoding="utf-8-sig")
@@ -134,9 +135,9 @@ def test_utf8_bom_semicolons_and_every_parser(crm_app: Flask, tmp_path: Path) ->
         assert result.created == 1, result.problems
         customer = state().db.session.execute(
             sa.select(state().models.model("customer")).where(
-                state().models.table("customer").c.phone == p)
+                phone_in(p))
         ).scalar_one()
-        assert customer.membership_level == "gold"
+        assert customer.industry == "finance"
         assert sorted(t.name for t in customer.tags) == sorted([tag, tag2])
         state().db.session.remove()
     orders = write_csv(tmp_path / "o.csv", [
@@ -189,7 +190,7 @@ def test_xlsx_import_reads_first_or_named_sheet(crm_app: Flask, tmp_path: Path) 
     workbook.active.append(["名称", "电话", "创建日期?"])
     workbook.active.append(["First sheet", int(p1), None])
     other = workbook.create_sheet("第二页")
-    other.append(["Name", "Phone", "Points"])
+    other.append(["Name", "Phone", "Credit limit"])
     other.append(["Second sheet", p2, 5.0])
     path = tmp_path / "book.xlsx"
     workbook.save(path)
@@ -197,4 +198,4 @@ def test_xlsx_import_reads_first_or_named_sheet(crm_app: Flask, tmp_path: Path) 
         assert import_file("customer", path).created == 1
         assert import_file("customer", path, sheet="第二页").created == 1
     saved = customers(crm_app, [p1, p2])
-    assert saved[p1]["name"] == "First sheet" and saved[p2]["points"] == 5
+    assert saved[p1]["name"] == "First sheet" and saved[p2]["credit"] == 5

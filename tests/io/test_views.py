@@ -13,6 +13,7 @@ from flask import Flask
 from app.io.cli import export_command, import_command
 from app.jobs import wait
 from app.state import state
+from tests.conftest import phone_in
 
 
 def gbk_bytes(rows: list[list[str]]) -> bytes:
@@ -24,7 +25,7 @@ def gbk_bytes(rows: list[list[str]]) -> bytes:
 def test_upload_preview_confirm_and_watch_the_job(crm_app: Flask, admin_client) -> None:
     token = uuid.uuid4().hex[:8]
     phones = ["135" + str(uuid.uuid4().int)[:8] for _ in range(2)]
-    data = gbk_bytes([["名称", "电话", "积分"], [f"甲 {token}", phones[0], "1"],
+    data = gbk_bytes([["名称", "电话", "信用额度"], [f"甲 {token}", phones[0], "1"],
                       [f"乙 {token}", phones[1], "负数"]])
     preview = admin_client.post(
         "/customer/import", data={"file": (io.BytesIO(data), "客户.csv"), "encoding": ""},
@@ -36,7 +37,7 @@ def test_upload_preview_confirm_and_watch_the_job(crm_app: Flask, admin_client) 
     with crm_app.app_context():
         table = state().models.table("customer")
         assert state().db.session.execute(
-            sa.select(table).where(table.c.phone.in_(phones))).first() is None
+            sa.select(table).where(phone_in(phones))).first() is None
         state().db.session.remove()
     report = page.split("/customer/import/report/")[1].split('"')[0]
     download = admin_client.get(f"/customer/import/report/{report}")

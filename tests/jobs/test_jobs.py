@@ -18,7 +18,7 @@ from flask import Flask
 
 from app.jobs import enqueue, get_run, mark_dead_runs, rerun, update_run, wait
 from app.state import state
-from tests.conftest import CRM
+from tests.conftest import CRM, phone_in
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +31,7 @@ def customer_file(tmp_path: Path, phones: list[str]) -> Path:
     path = tmp_path / f"c-{uuid.uuid4().hex[:6]}.csv"
     with open(path, "w", encoding="gbk", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["名称", "电话", "积分"])
+        writer.writerow(["名称", "电话", "信用额度"])
         for i, p in enumerate(phones):
             writer.writerow([f"客户{i}", p, "-1" if i == 0 else str(i)])
     return path
@@ -41,7 +41,7 @@ def count_customers(app: Flask, phones: list[str]) -> int:
     with app.app_context():
         table = state().models.table("customer")
         return state().db.session.execute(
-            sa.select(sa.func.count()).select_from(table).where(table.c.phone.in_(phones))
+            sa.select(sa.func.count()).select_from(table).where(phone_in(phones))
         ).scalar_one()
 
 

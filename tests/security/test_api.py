@@ -52,7 +52,8 @@ def test_api_validation_messages_and_auditor_read_only(crm_app: Flask) -> None:
                            headers={**admin, "Accept-Language": "en"})
     assert response.status_code == 422
     assert "Not a valid phone number." in str(response.json)
-    assert "is not one of the choices: person, company." in str(response.json)
+    # Enum messages name the choices by their labels (what the reader sees), not keys.
+    assert "is not one of the choices: Person, Company." in str(response.json)
     headers = token(client, auditor)
     assert client.get("/api/v1/customer/", headers=headers).status_code == 200
     assert client.post("/api/v1/customer/", json={"name": "x"}, headers=headers).status_code == 403

@@ -96,12 +96,18 @@ def test_sort_by_sensitive_column_is_ignored(crm_app: Flask, client_for) -> None
 def test_filter_widget_offers_only_reachable_customers(crm_app: Flask, client_for) -> None:
     d = setup_two_operators(crm_app)
     client = client_for(crm_app, d["a"]["name"])
-    page = client.get("/sales_order/list/").data.decode()
+    assert client.get("/sales_order/list/").status_code == 200
     with crm_app.app_context():
         model = state().models.model("customer")
         names = {k: state().db.session.get(model, d[k]["cust"]).name for k in "ab"}
-    assert names["a"] in page
-    assert names["b"] not in page
+    # The grid's filter panel loads the customer picker from /grid/<entity>/pick/<field>
+    # (the page no longer embeds every option): it must offer a's customer, never b's.
+    offered = {k: [r["text"] for r in client.get(
+        f"/grid/sales_order/pick/customer?q={names[k]}").get_json()["results"]] for k in "ab"}
+    assert names["a"] in offered["a"]
+    assert names["b"] not in offered["b"]
+    by_id = client.get(f"/grid/sales_order/pick/customer?q={d['b']['cust']}").get_json()
+    assert d["b"]["cust"] not in [r["id"] for r in by_id["results"]]
 
 
 def test_stale_edit_form_is_refused_and_nothing_saved(crm_app: Flask, client_for) -> None:

@@ -12,6 +12,11 @@ import pytest
 
 from app.schema import check_file, check_text
 from app.schema.checks import CODES
+from tests.unit.test_approval_checks import APPROVAL_CASES
+from tests.unit.test_automation_checks import AUTOMATION_CASES
+from tests.unit.test_privacy_checks import PRIVACY_CASES
+from tests.unit.test_rollup_checks import RULE_CASES
+from tests.unit.test_views_checks import VIEW_CASES
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -321,6 +326,8 @@ CASES: list[tuple[str, str, str, str]] = [
     ("SD-E183", IMPORT_KEY, IMPORT_KEY + WORKFLOW.replace("roles: [operator]", "roles: [operatr]"), "entities.customer.workflow.transitions[0].roles[0]"),
     ("SD-E184", IMPORT_KEY, IMPORT_KEY + WORKFLOW.replace("requires: [name]", "requires: [nme]"), "entities.customer.workflow.transitions[0].requires[0]"),
     ("SD-E185", IMPORT_KEY, IMPORT_KEY + WORKFLOW.replace("comment: optional", "comment: maybe"), "entities.customer.workflow.transitions[0].comment"),
+    ("SD-E240", "    label: {en: Operator, zh: 操作员}\n", "    label: {en: Operator, zh: 操作员}\n    mfa: requird\n", "roles.operator.mfa"),
+    ("SD-E241", "    label: {en: Operator, zh: 操作员}\n", "    label: {en: Operator, zh: 操作员}\n    mfa: true\n", "roles.operator.mfa"),
     ("SD-W003", IMPORT_KEY, IMPORT_KEY + WORKFLOW.replace("from: person", "from: company"), "entities.customer.workflow.transitions"),
     (
         "SD-W001",
@@ -335,6 +342,11 @@ CASES: list[tuple[str, str, str, str]] = [
         "entities.note.title",
     ),
 ]
+CASES += VIEW_CASES  # views, time zone, currency: tests/unit/test_views_checks.py
+CASES += PRIVACY_CASES  # subject, retention: tests/unit/test_privacy_checks.py
+CASES += RULE_CASES  # rollups and classify: tests/unit/test_rollup_checks.py
+CASES += APPROVAL_CASES  # approvals (审批): tests/unit/test_approval_checks.py
+CASES += AUTOMATION_CASES  # reminders and webhooks: tests/unit/test_automation_checks.py
 
 
 def test_every_code_has_a_case() -> None:
@@ -445,3 +457,22 @@ def test_workflow_when_uses_the_condition_syntax() -> None:
         "comment: optional", "when: {credt: {gte: 100}}"), 1)
     found = codes_of(text)
     assert ("SD-E152", "entities.customer.workflow.transitions[0].when.credt") in found, found
+
+
+def test_role_mfa_required_is_read_into_the_spec() -> None:
+    text = BASE.replace("    label: {en: Operator, zh: 操作员}\n",
+                        "    label: {en: Operator, zh: 操作员}\n    mfa: required\n", 1)
+    spec, problems = check_text(text, "t.yaml")
+    assert [p.code for p in problems if p.code.startswith("SD-E")] == []
+    assert spec.role("operator").mfa == "required"
+    spec, _ = check_text(BASE, "t.yaml")
+    assert spec.role("operator").mfa == "optional"
+
+
+def test_role_mfa_typo_has_a_suggestion_and_position() -> None:
+    text = BASE.replace("    label: {en: Operator, zh: 操作员}\n",
+                        "    label: {en: Operator, zh: 操作员}\n    mfa: requird\n", 1)
+    _spec, problems = check_text(text, "t.yaml")
+    problem = next(p for p in problems if p.code == "SD-E240")
+    assert problem.line == text.splitlines().index("    mfa: requird") + 1
+    assert problem.hint_params == {"suggestion": "required"}

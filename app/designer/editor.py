@@ -1,0 +1,533 @@
+"""Designer edits as YAML text transformations (设计器编辑): small pure functions.
+
+Every designer control turns into one of these functions over a ruamel
+round-trip document, so the admin's change is a new YAML text that keeps the
+file's comments, key order and flow style; the text then goes through the one
+checked, guarded path (app/designer/versions.py). The functions never decide
+whether a schema is valid — the schema checker does, and its coded problems
+are shown next to the control (`control_for`).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from app.schema.spec import ACTIONS, FIELD_TYPES
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+# Field options in the order they are written; the editor never writes others.
+FIELD_OPTIONS = (
+    "type", "to", "many", "on_delete", "max_length", "precision", "scale", "currency", "min",
+    "max", "pattern", "required", "unique", "default", "readonly", "sensitive", "encrypted",
+    "label", "help", "choices",
+)
+FLAG_OPTIONS = ("required", "unique", "many", "readonly", "sensitive", "encrypted")
+LIST_SETTINGS = ("list", "search", "filters", "order", "children")
+ROW_OPERATORS = ("eq", "ne", "in", "contains", "under")
+
+
+class EditError(ValueError):
+    """An edit that cannot be made (unknown entity, bad name); the message says which."""
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.width = 4096
+    yaml.preserve_quotes = True
+    return yaml
+
+
+def load(text: str) -> CommentedMap:
+    """Parse a schema text into a round-trip document (comments and order kept)."""
+    doc = _yaml().load(text)
+    if not isinstance(doc, CommentedMap):
+        raise EditError("the schema text is not a mapping")
+    return doc
+
+
+def dump(doc: CommentedMap) -> str:
+    """Write the document back as YAML text."""
+    out = io.StringIO()
+    _yaml().dump(doc, out)
+    return out.getvalue()
+
+
+def edit(text: str, change: Any, *args: Any, **kwargs: Any) -> str:
+    """Apply one edit function to a schema text and return the new text."""
+    doc = load(text)
+    change(doc, *args, **kwargs)
+    return dump(doc)
+
+
+def check_name(name: str) -> str:
+    """Return `name` if it is a valid key (lower case, digits, underscores), else raise."""
+    name = (name or "").strip()
+    if not NAME_RE.match(name):
+        raise EditError(f"'{name}' is not a valid name: use a-z, 0-9 and _, starting with a letter")
+    return name
+
+
+def _flow(mapping: Mapping[str, Any]) -> CommentedMap:
+    """A mapping written in flow style ({a: 1, b: 2}), like the shipped schemas."""
+    out = CommentedMap(mapping)
+    out.fa.set_flow_style()
+    return out
+
+
+def _flow_seq(items: Iterable[Any]) -> CommentedSeq:
+    out = CommentedSeq(list(items))
+    out.fa.set_flow_style()
+    return out
+
+
+def label(en: str, zh: str) -> CommentedMap:
+    """A bilingual label {en, zh}; an empty side is left out (the checker warns)."""
+    values = {k: v.strip() for k, v in (("en", en or ""), ("zh", zh or "")) if v and v.strip()}
+    return _flow(values)
+
+
+# --- entities -----------------------------------------------------------------------
+
+
+def entities(doc: CommentedMap) -> CommentedMap:
+    if not isinstance(doc.get("entities"), CommentedMap):
+        doc["entities"] = CommentedMap()
+    return doc["entities"]
+
+
+def entity(doc: CommentedMap, name: str) -> CommentedMap:
+    """The entity's mapping, or EditError."""
+    found = entities(doc).get(name)
+    if not isinstance(found, CommentedMap):
+        raise EditError(f"no entity '{name}'")
+    return found
+
+
+def add_entity(doc: CommentedMap, name: str, label_en: str, label_zh: str,
+               menu_en: str = "", menu_zh: str = "", title: str = "name") -> None:
+    """Add an entity with one required string field that names its records."""
+    name = check_name(name)
+    title = check_name(title or "name")
+    if name in entities(doc):
+        raise EditError(f"entity '{name}' exists")
+    body = CommentedMap()
+    body["label"] = label(label_en, label_zh)
+    if menu_en or menu_zh:
+        body["menu"] = label(menu_en, menu_zh)
+    body["title"] = title
+    body["fields"] = CommentedMap()
+    body["fields"][title] = _flow({"type": "string", "max_length": 100, "required": True,
+                                   "label": label("Name", "名称")})
+    body["list"] = _flow_seq([title])
+    body["search"] = _flow_seq([title])
+    entities(doc)[name] = body
+
+
+def set_entity(doc: CommentedMap, name: str, *, label_en: str, label_zh: str, menu_en: str = "",
+               menu_zh: str = "", title: str | None = None) -> None:
+    """Rename an entity's labels and menu; set its title field."""
+    body = entity(doc, name)
+    body["label"] = label(label_en, label_zh)
+    if menu_en or menu_zh:
+        body["menu"] = label(menu_en, menu_zh)
+    elif "menu" in body:
+        del body["menu"]
+    if title:
+        body["title"] = title
+
+
+def remove_entity(doc: CommentedMap, name: str) -> None:
+    """Remove an entity and every mention of it in roles, children and dashboards.
+
+    Relations of other entities to it are left: the checker names them, so the
+    admin decides what becomes of them.
+    """
+    entity(doc, name)
+    del entities(doc)[name]
+    for other in entities(doc).values():
+        children = other.get("children") if isinstance(other, Mapping) else None
+        if isinstance(children, list) and name in children:
+            children.remove(name)
+    for role in (doc.get("roles") or {}).values():
+        for key in ("grants", "rows"):
+            part = role.get(key) if isinstance(role, Mapping) else None
+            if isinstance(part, Mapping) and name in part:
+                del part[name]
+    for items in (doc.get("dashboards") or {}).values():
+        if isinstance(items, list):
+            for item in [i for i in items if _dashboard_entity(i) == name]:
+                items.remove(item)
+
+
+def _dashboard_entity(item: Any) -> str | None:
+    if not isinstance(item, Mapping):
+        return None
+    ref = item.get("chart") or item.get("kpi") or ""
+    return str(ref).split(".", 1)[0] or None
+
+
+# --- fields ---------------------------------------------------------------------------
+
+
+def fields(doc: CommentedMap, entity_name: str) -> CommentedMap:
+    body = entity(doc, entity_name)
+    if not isinstance(body.get("fields"), CommentedMap):
+        body["fields"] = CommentedMap()
+    return body["fields"]
+
+
+def _clean_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options worth writing: no empty values, no false flags, known keys in order."""
+    out: dict[str, Any] = {}
+    for key in FIELD_OPTIONS:
+        value = options.get(key)
+        if value is None or value == "" or value == {} or value == []:
+            continue
+        if key in FLAG_OPTIONS and value is not True:
+            continue
+        if key in ("label", "help") and isinstance(value, Mapping):
+            value = label(value.get("en", ""), value.get("zh", ""))
+            if not value:
+                continue
+        out[key] = value
+    return out
+
+
+def set_field(doc: CommentedMap, entity_name: str, name: str, options: Mapping[str, Any]) -> None:
+    """Add field `name` or replace its options (keeping its place and any option the form lacks).
+
+    `options` holds what the field form edits; keys the form does not know
+    (rollup `of`, `classify`, ...) stay as they were.
+    """
+    name = check_name(name)
+    if options.get("type") not in FIELD_TYPES and options.get("type") is not None:
+        raise EditError(f"unknown field type '{options.get('type')}'")
+    all_fields = fields(doc, entity_name)
+    clean = _clean_options(options)
+    old = all_fields.get(name)
+    if not isinstance(old, CommentedMap):
+        all_fields[name] = _flow(clean)
+        return
+    for key in FIELD_OPTIONS:
+        if key in clean:
+            old[key] = clean[key]
+        elif key in old and key in options:
+            del old[key]
+
+
+def rename_field_label(doc: CommentedMap, entity_name: str, name: str, en: str, zh: str) -> None:
+    field_map = fields(doc, entity_name).get(name)
+    if not isinstance(field_map, CommentedMap):
+        raise EditError(f"no field '{entity_name}.{name}'")
+    field_map["label"] = label(en, zh)
+
+
+def remove_field(doc: CommentedMap, entity_name: str, name: str) -> None:
+    """Remove a field and its mentions in the entity's list settings and import key."""
+    all_fields = fields(doc, entity_name)
+    if name not in all_fields:
+        raise EditError(f"no field '{entity_name}.{name}'")
+    del all_fields[name]
+    body = entity(doc, entity_name)
+    for key in LIST_SETTINGS:
+        items = body.get(key)
+        if isinstance(items, list):
+            for item in [i for i in items if str(i).lstrip("-") == name]:
+                items.remove(item)
+    if body.get("import_key") == name:
+        del body["import_key"]
+    for chart in [c for c in body.get("charts") or [] if _chart_uses(c, name)]:
+        remove_chart(doc, entity_name, chart["name"])
+    for kind, view in list((body.get("views") or {}).items()):
+        if isinstance(view, Mapping) and name in (view.get("group_by"), view.get("date")):
+            set_view(doc, entity_name, kind, None)
+
+
+def _chart_uses(chart: Any, field_name: str) -> bool:
+    """True when a chart groups by or measures `field_name` (it goes with the field)."""
+    if not isinstance(chart, Mapping):
+        return False
+    measure = chart.get("measure")
+    measured = list(measure.values()) if isinstance(measure, Mapping) else []
+    return chart.get("group_by") == field_name or field_name in measured
+
+
+# --- enum choices ---------------------------------------------------------------------
+
+
+def _choices(doc: CommentedMap, entity_name: str, field_name: str) -> CommentedMap:
+    field_map = fields(doc, entity_name).get(field_name)
+    if not isinstance(field_map, CommentedMap):
+        raise EditError(f"no field '{entity_name}.{field_name}'")
+    if not isinstance(field_map.get("choices"), CommentedMap):
+        field_map["choices"] = CommentedMap()
+    return field_map["choices"]
+
+
+def set_choice(doc: CommentedMap, entity_name: str, field_name: str, key: str, en: str,
+               zh: str) -> None:
+    """Add an enum choice at the end, or rename the labels of an existing one."""
+    key = check_name(key)
+    _choices(doc, entity_name, field_name)[key] = label(en, zh)
+
+
+def remove_choice(doc: CommentedMap, entity_name: str, field_name: str, key: str) -> None:
+    choices = _choices(doc, entity_name, field_name)
+    if key not in choices:
+        raise EditError(f"no choice '{key}'")
+    del choices[key]
+
+
+def reorder_choices(doc: CommentedMap, entity_name: str, field_name: str,
+                    keys: list[str]) -> None:
+    """Put the choices in the order of `keys` (keys not named keep their order, at the end)."""
+    choices = _choices(doc, entity_name, field_name)
+    order = [k for k in keys if k in choices] + [k for k in choices if k not in keys]
+    items = [(k, choices[k]) for k in order]
+    for key in list(choices):
+        del choices[key]
+    for key, value in items:
+        choices[key] = value
+
+
+# --- list settings, import key, charts, views ----------------------------------------
+
+
+def set_list_setting(doc: CommentedMap, entity_name: str, key: str, values: list[str]) -> None:
+    """Set `list`, `search`, `filters`, `order` or `children`; an empty list removes it."""
+    if key not in LIST_SETTINGS:
+        raise EditError(f"unknown list setting '{key}'")
+    body = entity(doc, entity_name)
+    values = [v for v in (str(v).strip() for v in values) if v]
+    if values:
+        body[key] = _flow_seq(values)
+    elif key in body:
+        del body[key]
+
+
+def set_import_key(doc: CommentedMap, entity_name: str, field_name: str | None) -> None:
+    body = entity(doc, entity_name)
+    if field_name:
+        body["import_key"] = field_name
+    elif "import_key" in body:
+        del body["import_key"]
+
+
+def set_chart(doc: CommentedMap, entity_name: str, chart: Mapping[str, Any]) -> None:
+    """Add a chart, or replace the one with the same `name`."""
+    name = check_name(str(chart.get("name") or ""))
+    body = entity(doc, entity_name)
+    if not isinstance(body.get("charts"), list):
+        body["charts"] = CommentedSeq()
+    values = {k: v for k, v in chart.items() if v not in (None, "", {})}
+    if isinstance(values.get("label"), Mapping):
+        values["label"] = label(values["label"].get("en", ""), values["label"].get("zh", ""))
+    new = _flow(values)
+    for index, old in enumerate(body["charts"]):
+        if isinstance(old, Mapping) and old.get("name") == name:
+            body["charts"][index] = new
+            return
+    body["charts"].append(new)
+
+
+def remove_chart(doc: CommentedMap, entity_name: str, name: str) -> None:
+    """Remove a chart and the dashboard tiles that show it."""
+    body = entity(doc, entity_name)
+    charts = body.get("charts") or []
+    for item in [c for c in charts if isinstance(c, Mapping) and c.get("name") == name]:
+        charts.remove(item)
+    if not charts and "charts" in body:
+        del body["charts"]
+    ref = f"{entity_name}.{name}"
+    for items in (doc.get("dashboards") or {}).values():
+        if isinstance(items, list):
+            for item in [i for i in items if isinstance(i, Mapping) and i.get("chart") == ref]:
+                items.remove(item)
+
+
+def set_view(doc: CommentedMap, entity_name: str, kind: str,
+             options: Mapping[str, Any] | None) -> None:
+    """Set the kanban or calendar view of an entity; None removes it."""
+    if kind not in ("kanban", "calendar"):
+        raise EditError(f"unknown view '{kind}'")
+    body = entity(doc, entity_name)
+    views = body.get("views")
+    if options:
+        if not isinstance(views, CommentedMap):
+            body["views"] = views = CommentedMap()
+        views[kind] = _flow({k: v for k, v in options.items() if v not in (None, "", [])})
+    elif isinstance(views, CommentedMap) and kind in views:
+        del views[kind]
+        if not views:
+            del body["views"]
+
+
+def set_dashboard(doc: CommentedMap, name: str, items: list[Mapping[str, Any]]) -> None:
+    """Replace a dashboard's tiles (`{chart: e.c}` or `{kpi: e.count, label: ...}`)."""
+    if not isinstance(doc.get("dashboards"), CommentedMap):
+        doc["dashboards"] = CommentedMap()
+    doc["dashboards"][check_name(name)] = CommentedSeq([_flow(i) for i in items])
+
+
+def replace_part(doc: CommentedMap, entity_name: str, key: str, yaml_text: str) -> None:
+    """Replace one part of an entity (charts, views, workflow) by a YAML snippet; empty removes it.
+
+    For the parts the designer shows as YAML rather than as pickers.
+    """
+    body = entity(doc, entity_name)
+    value = _yaml().load(yaml_text) if yaml_text.strip() else None
+    if value in (None, [], {}):
+        if key in body:
+            del body[key]
+        return
+    body[key] = value
+
+
+TOP_LEVEL_PARTS = ("dashboards", "reminders", "webhooks")
+
+
+def replace_top_level(doc: CommentedMap, key: str, yaml_text: str) -> None:
+    """Replace a top-level part (dashboards, reminders, webhooks) by a snippet; empty removes it."""
+    if key not in TOP_LEVEL_PARTS:
+        raise EditError(f"'{key}' is not edited as a part")
+    value = _yaml().load(yaml_text) if yaml_text.strip() else None
+    if value in (None, [], {}):
+        if key in doc:
+            del doc[key]
+        return
+    doc[key] = value
+
+
+# --- roles --------------------------------------------------------------------------
+
+
+def roles(doc: CommentedMap) -> CommentedMap:
+    if not isinstance(doc.get("roles"), CommentedMap):
+        doc["roles"] = CommentedMap()
+    return doc["roles"]
+
+
+def role(doc: CommentedMap, name: str) -> CommentedMap:
+    found = roles(doc).get(name)
+    if not isinstance(found, CommentedMap):
+        raise EditError(f"no role '{name}'")
+    return found
+
+
+def add_role(doc: CommentedMap, name: str, label_en: str, label_zh: str) -> None:
+    """Add a role with no grants yet."""
+    name = check_name(name)
+    if name in roles(doc):
+        raise EditError(f"role '{name}' exists")
+    body = CommentedMap()
+    body["label"] = label(label_en, label_zh)
+    body["grants"] = CommentedMap()
+    roles(doc)[name] = body
+
+
+def set_role_label(doc: CommentedMap, name: str, label_en: str, label_zh: str) -> None:
+    role(doc, name)["label"] = label(label_en, label_zh)
+
+
+def remove_role(doc: CommentedMap, name: str) -> None:
+    role(doc, name)
+    del roles(doc)[name]
+
+
+def set_grants(doc: CommentedMap, name: str, grid: Mapping[str, Iterable[str]]) -> None:
+    """Set a role's grants from the entity × action grid (entities without actions dropped).
+
+    Actions are written in the format's order; the grid's entity order is kept
+    for entities already granted, new ones follow.
+    """
+    body = role(doc, name)
+    old = body.get("grants") if isinstance(body.get("grants"), CommentedMap) else CommentedMap()
+    wanted = {e: [a for a in ACTIONS if a in set(acts)] for e, acts in grid.items()}
+    wanted = {e: acts for e, acts in wanted.items() if acts}
+    grants = CommentedMap()
+    for key in [k for k in old if k in wanted] + [k for k in wanted if k not in old]:
+        grants[key] = _flow_seq(wanted[key])
+    body["grants"] = grants
+
+
+def set_row_rule(doc: CommentedMap, name: str, entity_name: str, path: str, operator: str,
+                 value: Any) -> None:
+    """Set a role's row rule (data scope): `{path: value}` or `{path: {op: value}}`."""
+    body = role(doc, name)
+    if operator not in ROW_OPERATORS:
+        raise EditError(f"unknown operator '{operator}'")
+    if not isinstance(body.get("rows"), CommentedMap):
+        body["rows"] = CommentedMap()
+    rule = value if operator == "eq" else _flow({operator: value})
+    body["rows"][entity_name] = _flow({path: rule})
+
+
+def remove_row_rule(doc: CommentedMap, name: str, entity_name: str) -> None:
+    body = role(doc, name)
+    rows = body.get("rows")
+    if isinstance(rows, CommentedMap) and entity_name in rows:
+        del rows[entity_name]
+        if not rows:
+            del body["rows"]
+
+
+# --- problems next to controls --------------------------------------------------------
+
+
+def control_for(path: str) -> str:
+    """The designer control a problem's YAML path concerns, as a stable key.
+
+    `entities.customer.fields.wechat.max_length` -> `entities.customer.fields.wechat`
+    (the field's row and form), `roles.operator.rows.customer` -> `roles.operator`,
+    `entities.customer.list[0]` -> `entities.customer.list`. Pages look their
+    controls up by these keys.
+    """
+    parts = re.split(r"\.|\[", path or "")
+    if len(parts) >= 4 and parts[0] == "entities" and parts[2] == "fields":
+        return ".".join(parts[:4])
+    if len(parts) >= 3 and parts[0] == "entities":
+        return ".".join(parts[:3])
+    if len(parts) >= 2 and parts[0] in ("roles", "dashboards", "entities"):
+        return ".".join(parts[:2])
+    return parts[0] if parts and parts[0] else ""
+
+
+# --- what the pickers offer ---------------------------------------------------------------
+
+
+def scope_paths(spec: Any, entity_name: str, depth: int = 3) -> list[str]:
+    """Field paths a row rule on `entity_name` may name: its fields, then along relations.
+
+    `owner`, `owner.department`, `customer.owner.department`: only single
+    relations are followed (a rule compares one value), up to `depth` hops.
+    """
+    paths: list[str] = []
+
+    def walk(name: str, prefix: str, hops: int, seen: tuple[str, ...]) -> None:
+        for field in spec.entity(name).fields:
+            if field.is_many or field.computed:
+                continue
+            paths.append(prefix + field.name)
+            if field.type == "relation" and hops > 1 and field.to not in seen:
+                walk(field.to, f"{prefix}{field.name}.", hops - 1, (*seen, field.to))
+
+    walk(entity_name, "", depth, (entity_name,))
+    return paths
+
+
+def scope_values(spec: Any) -> list[str]:
+    """Values a row rule may compare with: `$user`, `$me` and `$me.<field>` of the staff entity."""
+    values = ["$user"]
+    for candidate in spec.entities:
+        if any(f.type == "user" for f in candidate.fields):
+            values.append("$me")
+            values += [f"$me.{f.name}" for f in candidate.fields
+                       if f.type == "relation" and not f.many]
+            break
+    return values
