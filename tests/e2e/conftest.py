@@ -10,6 +10,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,24 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 E2E_PASSWORD = "E2e-Admin-Pass-1!"
+
+
+def sign_in_page(page: Any, url: str, username: str, password: str,
+                 lang: str | None = "zh") -> Any:
+    """Sign in through the login form; wait until the browser has left it, then pick `lang`.
+
+    A `goto` straight after the click can cancel the login's own navigation on a busy machine
+    (the session cookie never arrives), so the click waits for the navigation it starts.
+    """
+    page.goto(f"{url}/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    with page.expect_navigation(timeout=90_000):
+        page.click("input[type=submit], button[type=submit]")
+    assert "/login" not in page.url, page.locator("body").inner_text()[:300]
+    if lang:
+        page.goto(f"{url}/lang/{lang}")
+    return page
 
 
 def free_port() -> int:

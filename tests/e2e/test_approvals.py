@@ -21,7 +21,7 @@ from werkzeug.serving import make_server
 
 from app.state import state
 from tests.conftest import CRM, build_app
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import free_port, sign_in_page
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "Str0ng-Pass-2024!"
@@ -80,12 +80,7 @@ def sign_in(browser: Any, url: str, username: str, width: int = 1400, height: in
     context = browser.new_context(viewport={"width": width, "height": height},
                                   locale="zh-CN")
     page = context.new_page()
-    page.goto(f"{url}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_load_state("networkidle")
-    page.goto(f"{url}/lang/zh")
+    sign_in_page(page, url, username, PASSWORD)
     return page
 
 

@@ -16,7 +16,7 @@ from werkzeug.serving import make_server
 
 from app.state import state
 from tests.conftest import ADMIN_PASSWORD, CRM, build_app
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import free_port, sign_in_page
 
 pytestmark = pytest.mark.e2e
 
@@ -121,12 +121,7 @@ def test_dashboard_in_chinese_draws_every_chart_locally(dashboard_server: str, b
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     hosts: set[str] = set()
     page.on("request", lambda req: hosts.add(urlsplit(req.url).hostname or req.url.split(":")[0]))
-    page.goto(f"{dashboard_server}/login/")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_load_state("networkidle")
-    page.goto(f"{dashboard_server}/lang/zh")
+    sign_in_page(page, dashboard_server, "admin", ADMIN_PASSWORD)
     page.goto(f"{dashboard_server}/dashboard/")
     charts = page.locator(".sd-chart")
     expected = page.evaluate("document.querySelectorAll('.sd-chart').length")

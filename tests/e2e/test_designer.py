@@ -27,7 +27,7 @@ from app.designer.versions import current_version, latest_number
 from app.state import state
 from tests.conftest import ADMIN_PASSWORD, CRM, ROOT, build_app, new_database
 from tests.designer.test_reload import start_gunicorn
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import free_port, sign_in_page
 from tests.jobs.test_jobs import start_worker
 
 pytestmark = pytest.mark.e2e
@@ -82,12 +82,7 @@ def sign_in(browser: Any, url: str, username: str, password: str, width: int = 1
             height: int = 900) -> Any:
     context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
     page = context.new_page()
-    page.goto(f"{url}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_load_state("networkidle")
-    page.goto(f"{url}/lang/zh")
+    sign_in_page(page, url, username, password)
     return page
 
 

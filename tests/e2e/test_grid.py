@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from tests.conftest import ADMIN_PASSWORD, CRM, build_app
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import free_port, sign_in_page
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -67,12 +67,7 @@ def expected_count(app: Any) -> int:
 
 
 def sign_in(page: Any, url: str) -> None:
-    page.goto(f"{url}/login/")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_load_state("networkidle")
-    page.goto(f"{url}/lang/zh")
+    sign_in_page(page, url, "admin", ADMIN_PASSWORD)
 
 
 def shot(page: Any, name: str) -> None:

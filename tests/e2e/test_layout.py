@@ -14,7 +14,7 @@ import pytest
 
 from app.schema.loader import load_spec
 from tests.conftest import CRM
-from tests.e2e.conftest import E2E_PASSWORD
+from tests.e2e.conftest import E2E_PASSWORD, sign_in_page
 
 pytestmark = pytest.mark.e2e
 
@@ -22,12 +22,7 @@ pytestmark = pytest.mark.e2e
 def _signed_in(browser: Any, live_server: str, width: int, height: int) -> Any:
     context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
     page = context.new_page()
-    page.goto(f"{live_server}/login/")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", E2E_PASSWORD)
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_load_state("domcontentloaded")
-    page.goto(f"{live_server}/lang/zh")
+    sign_in_page(page, live_server, "admin", E2E_PASSWORD)
     return page
 
 

@@ -20,7 +20,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from tests.conftest import ADMIN_PASSWORD, CRM, build_app
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import free_port, sign_in_page
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -58,11 +58,7 @@ def shot(page: Any, name: str) -> None:
 
 def sign_in(page: Any, url: str, username: str, password: str) -> None:
     page.goto(f"{url}/lang/zh")
-    page.goto(f"{url}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_load_state("networkidle")
+    sign_in_page(page, url, username, password, lang=None)
 
 
 def test_operator_enrols_signs_in_with_code_and_admin_ends_the_session(

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from werkzeug.serving import make_server
 
 from tests.conftest import CRM, build_app
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import free_port, sign_in_page
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -111,12 +111,7 @@ def shot(page: Any, tag: str, step: str) -> None:
 
 
 def sign_in(page: Any, url: str) -> None:
-    page.goto(f"{url}/login/")
-    page.fill("input[name=username]", "operator1")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_load_state("networkidle")
-    page.goto(f"{url}/lang/zh")
+    sign_in_page(page, url, "operator1", PASSWORD)
 
 
 def count_on_page(page: Any) -> int:

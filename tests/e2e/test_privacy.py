@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import E2E_PASSWORD
+from tests.e2e.conftest import E2E_PASSWORD, sign_in_page
 
 pytestmark = pytest.mark.e2e
 SHOTS = Path(__file__).resolve().parent / "artifacts"
@@ -16,12 +16,7 @@ SHOTS = Path(__file__).resolve().parent / "artifacts"
 def test_admin_erases_a_customer_by_typing_its_title(live_server: str, browser) -> None:  # noqa: ANN001
     SHOTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(f"{live_server}/login/")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", E2E_PASSWORD)
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_load_state("networkidle")
-    page.goto(f"{live_server}/lang/zh")
+    sign_in_page(page, live_server, "admin", E2E_PASSWORD)
     name = f"销毁测试客户-{random.randrange(10**6)}"
     page.goto(f"{live_server}/customer/add")
     page.fill("input[name=name]", name)

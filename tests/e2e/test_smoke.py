@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import E2E_PASSWORD
+from tests.e2e.conftest import E2E_PASSWORD, sign_in_page
 
 pytestmark = pytest.mark.e2e
 
@@ -22,12 +22,7 @@ def test_login_switch_to_chinese_create_customer(live_server: str, browser) -> N
             else None
         ),
     )
-    page.goto(f"{live_server}/login/")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", E2E_PASSWORD)
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_load_state("networkidle")
-    page.goto(f"{live_server}/lang/zh")
+    sign_in_page(page, live_server, "admin", E2E_PASSWORD)
     page.goto(f"{live_server}/customer/add")
     assert "客户" in page.content()
     name = f"上海测试有限公司-{uuid.uuid4().hex[:4]}"

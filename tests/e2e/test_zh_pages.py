@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from app.schema.loader import load_spec
-from tests.e2e.conftest import E2E_PASSWORD, ROOT, free_port
+from tests.e2e.conftest import E2E_PASSWORD, ROOT, free_port, sign_in_page
 
 pytestmark = pytest.mark.e2e
 
@@ -433,12 +433,7 @@ def _demo_logins(output: str) -> tuple[list[str], str | None]:
 
 
 def _login(page: Any, url: str, username: str, password: str) -> None:
-    page.goto(f"{url}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("input[type=submit], button[type=submit]")
-    page.wait_for_load_state("domcontentloaded")
-    page.goto(f"{url}/lang/zh")
+    sign_in_page(page, url, username, password)
 
 
 def _menu_links(page: Any, url: str) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import E2E_PASSWORD, ROOT, free_port
+from tests.e2e.conftest import E2E_PASSWORD, ROOT, free_port, sign_in_page
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = ROOT / "tests" / "e2e" / "artifacts"
@@ -95,11 +95,7 @@ def test_bell_centre_and_webhook_log_in_chinese(console: tuple[str, Path], brows
     customer = seed(instance)
     for width, height in ((1400, 900), (390, 844)):
         page = browser.new_page(viewport={"width": width, "height": height})
-        page.goto(url + "/login/")
-        page.fill("input[name=username]", "admin")
-        page.fill("input[name=password]", E2E_PASSWORD)
-        page.click("[type=submit]")
-        page.goto(url + "/lang/zh")
+        sign_in_page(page, url, "admin", E2E_PASSWORD)
         page.goto(url + "/notifications/")
         if width == 1400:
             assert page.locator(".sd-bell .sd-bell-count").inner_text() == "3"
