@@ -43,8 +43,8 @@ def listen(target: Any, identifier: str, fn: Any, **kw: Any) -> None:
 
 def release(app: Any) -> None:
     """Detach the app's listeners and close its connections, for an app nobody will use
-    again (the test suite's; the designer's reload does not call it: a request may still
-    be running on the old app)."""
+    again: the designer's reload calls it when the last request on a swapped-out app ends,
+    the test suite when a module's apps are done."""
     from sqlalchemy import event
 
     for target, identifier, fn in app.extensions.pop("schemadesk_listeners", []):

@@ -6,7 +6,8 @@ once per `interval` seconds a request reads `max(number)` of `schema_version`
 (one indexed statement) and, when it differs from the number the app was built
 on, the next requests wait while one of them builds the new app (create_app
 reads the newest version itself) and swaps it in. Requests already running
-finish on the old app. A request that waits longer than `wait` seconds gets a
+finish on the old app, which is released (listeners detached, connections closed)
+when the last of them ends. A request that waits longer than `wait` seconds gets a
 translated 503 with Retry-After, never a 500. A build that fails (logged) keeps
 the old app and is retried after `retry` seconds. The SECRET_KEY comes from the
 same config, so sessions and cookies stay valid across the swap.
@@ -22,6 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
+from werkzeug.wsgi import ClosingIterator
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 2
@@ -57,6 +59,10 @@ class SchemaReloader:
         self._pending: int | None = None
         self._failed: dict[int, float] = {}
         self.swaps = 0
+        # Requests running per app, and the swapped-out apps waiting for theirs to end.
+        self._running: dict[Flask, int] = {}
+        self._retiring: list[Flask] = []
+        self._count_lock = threading.Lock()
 
     @property
     def app(self) -> Flask:
@@ -73,7 +79,43 @@ class SchemaReloader:
         app = self.current()
         if app is None:
             return self._updating(environ, start_response)
-        return app(environ, start_response)
+        self._enter(app)
+        try:
+            body = app(environ, start_response)
+        except BaseException:
+            self._leave(app)
+            raise
+        return ClosingIterator(body, lambda: self._leave(app))
+
+    @property
+    def retiring(self) -> int:
+        """Swapped-out apps still finishing requests."""
+        return len(self._retiring)
+
+    def _enter(self, app: Flask) -> None:
+        with self._count_lock:
+            self._running[app] = self._running.get(app, 0) + 1
+
+    def _leave(self, app: Flask) -> None:
+        with self._count_lock:
+            left = self._running[app] = self._running[app] - 1
+            done = left == 0 and app in self._retiring
+            if done:
+                self._retiring.remove(app)
+                del self._running[app]
+        if done:
+            _retire(app)
+
+    def _put_aside(self, old: Flask) -> None:
+        """Release the swapped-out app now if idle, else when its last request ends."""
+        with self._count_lock:
+            busy = self._running.get(old, 0) > 0
+            if busy:
+                self._retiring.append(old)
+            else:
+                self._running.pop(old, None)
+        if not busy:
+            _retire(old)
 
     def current(self) -> Flask | None:
         """The app for this request, swapped first if a newer version appeared; None: building."""
@@ -131,7 +173,7 @@ class SchemaReloader:
         self.swaps += 1
         log.warning("schema version %s is now served (was %s), built in %.1fs", built,
                     _number_of(old), time.perf_counter() - started)
-        _retire(old)
+        self._put_aside(old)
 
     def _updating(self, environ: dict[str, Any], start_response: Callable[..., Any]
                   ) -> Iterable[bytes]:
@@ -169,12 +211,13 @@ def _number_of(app: Flask) -> int | None:
 
 
 def _retire(app: Flask) -> None:
-    """Close the old app's idle connections; running requests return theirs when done."""
+    """Release an app no request runs on any more: its listeners, models and connections."""
+    from app.state import release
+
     try:
-        with app.app_context():
-            app.extensions["schemadesk"].db.engine.dispose()
-    except Exception:  # noqa: BLE001 - best effort
-        log.debug("disposing the old engine failed", exc_info=True)
+        release(app)
+    except Exception:  # noqa: BLE001 - best effort: the new app is already serving
+        log.warning("releasing the app of an older schema version failed", exc_info=True)
 
 
 def make_wsgi(config: dict[str, Any] | None = None) -> SchemaReloader:

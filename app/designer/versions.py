@@ -425,6 +425,8 @@ def apply_change(
     if digest_of(yaml_text) == current.digest:
         raise ChangeRefused(plan, gettext(N_("This text is the current version %(number)d; "
                                              "nothing to apply."), number=current.number))
+    from app.state import release
+
     # The caller's open transaction may hold locks the migration needs (PostgreSQL, MariaDB).
     state().db.session.commit()
     number = current.number + 1
@@ -433,9 +435,7 @@ def apply_change(
         with candidate.app_context():
             return _apply_in(candidate, yaml_text, number, plan, author, comment)
     finally:
-        with candidate.app_context():
-            state().db.session.remove()
-            state().db.engine.dispose()
+        release(candidate)  # its listeners, models and connections: used for this apply only
 
 
 def build_candidate(yaml_text: str, number: int | None = None) -> Flask:

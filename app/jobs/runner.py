@@ -12,6 +12,8 @@ from flask.cli import with_appcontext
 from app.i18n import N_, gettext
 
 _APP: Flask | None = None
+# Apps `refresh_worker_app` built; the one it replaces is released (the caller's own is not).
+_REBUILT: set[Flask] = set()
 
 
 def set_app(app: Flask) -> None:
@@ -55,8 +57,13 @@ def refresh_worker_app() -> Flask:
             return app
         config = st.build_config
     from app import create_app
+    from app.state import release
 
     _APP = create_app(config)
+    if app in _REBUILT:  # one this worker built: no job runs on it any more
+        _REBUILT.discard(app)
+        release(app)
+    _REBUILT.add(_APP)
     return _APP
 
 

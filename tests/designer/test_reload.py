@@ -192,3 +192,30 @@ def test_a_request_waiting_too_long_for_the_build_gets_a_clean_503(sqlite_crm_ap
     assert api.status_code == 503 and api.json["message"]
     reloader._pending = None
     assert client.get("/login/").status_code == 200
+
+
+def test_the_old_app_is_released_when_its_last_request_ends(crm_pg):
+    """A request running during the swap finishes on the old app, which is released after it."""
+    from werkzeug.test import EnvironBuilder
+
+    app, _url, _tmp = crm_pg
+    reloader = SchemaReloader(app=app, interval=0.0)
+    environ = EnvironBuilder(path="/login/").get_environ()
+    body = reloader(environ, lambda status, headers, exc_info=None: None)  # not closed yet
+    assert app.extensions.get("schemadesk_listeners")
+    with app.app_context():
+        text = current_version().yaml_text.replace(REMARK, REMARK + WECHAT)
+        apply_change(text, author="admin", comment="wechat")
+    assert reloader.check_now() and reloader.app is not app
+    assert reloader.retiring == 1 and app.extensions.get("schemadesk_listeners")
+    assert b"".join(body)  # the running request completes on the old app
+    body.close()
+    assert reloader.retiring == 0 and not app.extensions.get("schemadesk_listeners")
+    # the new app serves, and an idle old app is released at once on the next swap
+    new = reloader.app
+    assert new.test_client().get("/login/").status_code == 200
+    with new.app_context():
+        text = current_version().yaml_text.replace(WECHAT, "")
+        apply_change(text, author="admin", comment="no wechat", confirmations=["wechat"])
+    assert reloader.check_now() and reloader.retiring == 0
+    assert not new.extensions.get("schemadesk_listeners")
