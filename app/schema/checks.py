@@ -91,6 +91,7 @@ CODES: dict[str, str] = {
     "SD-E156": "unknown condition operator",
     "SD-E157": "'under' on a relation to an entity that is not a tree",
     "SD-E158": "condition path goes on past a field that is not a relation",
+    "SD-E159": "condition names a field stored encrypted (it would compare ciphertext)",
     "SD-E160": "unknown chart type",
     "SD-E161": "chart group_by names a missing or ungroupable field",
     "SD-E162": "period on a chart not grouped by a date",

@@ -99,7 +99,7 @@ class ConditionChecker:
                     name=part, entity=current.name, **self.checker.did_you_mean(part, options))
                 return None
             if i == len(parts) - 1:
-                return f
+                return self._readable(current, f, path, node, key)
             if not f.is_relation or f.to not in self.by_name:
                 self.checker.report(
                     "SD-E158", path,
@@ -108,6 +108,18 @@ class ConditionChecker:
                 return None
             current = self.by_name[f.to]
         return None  # pragma: no cover - the loop always returns
+
+    def _readable(self, entity: EntitySpec, f: FieldSpec, path: str, node: Any, key: Any
+                  ) -> FieldSpec | None:
+        """The field, unless the database holds only ciphertext for it (encrypted or sealed):
+        a condition on it would compare ciphertext and silently never match."""
+        if f.encrypted or entity.is_sealed(f.name):
+            self.checker.report(
+                "SD-E159", path,
+                N_("'%(name)s' is stored encrypted, so a condition cannot compare it; "
+                   "use another field"), node, key, name=f.name)
+            return None
+        return f
 
     def _compare(self, target: FieldSpec, name: str, op: str, value: Any, path: str,
                  node: Any, key: Any = None) -> Condition | None:

@@ -266,6 +266,12 @@ CASES: list[tuple[str, str, str, str]] = [
         "roles.operator.rows.customer.name.owner",
     ),
     (
+        "SD-E159",
+        "customer: {owner: $user}",
+        "customer: {id_no: X1}",
+        "roles.operator.rows.customer.id_no",
+    ),
+    (
         "SD-E155",
         "  operator:\n    label: {en: Operator",
         "  Admin:\n    label: {en: Operator",
