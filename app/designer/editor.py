@@ -18,7 +18,8 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from app.schema.spec import ACTIONS, FIELD_TYPES
+from app.schema.checks import GROUPABLE
+from app.schema.spec import ACTIONS, DATE_TYPES, FIELD_TYPES, MEASURES, NUMERIC_TYPES
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 # Field options in the order they are written; the editor never writes others.
@@ -30,6 +31,11 @@ FIELD_OPTIONS = (
 FLAG_OPTIONS = ("required", "unique", "many", "readonly", "sensitive", "encrypted")
 LIST_SETTINGS = ("list", "search", "filters", "order", "children")
 ROW_OPERATORS = ("eq", "ne", "in", "contains", "under")
+# Chart and view keys in the order they are written (the checker's own lists).
+CHART_KEYS = ("name", "type", "group_by", "period", "measure", "label")
+# Field types the chart form offers to group by (docs/schema.md, Charts).
+GROUP_TYPES = ("enum", "boolean", "relation", "user", "date", "datetime")
+VIEW_KEYS = {"kanban": ("group_by", "card"), "calendar": ("date", "title", "end")}
 
 
 class EditError(ValueError):
@@ -322,18 +328,11 @@ def set_import_key(doc: CommentedMap, entity_name: str, field_name: str | None) 
 def set_chart(doc: CommentedMap, entity_name: str, chart: Mapping[str, Any]) -> None:
     """Add a chart, or replace the one with the same `name`."""
     name = check_name(str(chart.get("name") or ""))
-    body = entity(doc, entity_name)
-    if not isinstance(body.get("charts"), list):
-        body["charts"] = CommentedSeq()
-    values = {k: v for k, v in chart.items() if v not in (None, "", {})}
-    if isinstance(values.get("label"), Mapping):
-        values["label"] = label(values["label"].get("en", ""), values["label"].get("zh", ""))
-    new = _flow(values)
-    for index, old in enumerate(body["charts"]):
-        if isinstance(old, Mapping) and old.get("name") == name:
-            body["charts"][index] = new
-            return
-    body["charts"].append(new)
+    charts = _charts(doc, entity_name)
+    if any(isinstance(c, Mapping) and c.get("name") == name for c in charts):
+        replace_chart(doc, entity_name, name, chart)
+    else:
+        add_chart(doc, entity_name, chart)
 
 
 def remove_chart(doc: CommentedMap, entity_name: str, name: str) -> None:
@@ -351,21 +350,92 @@ def remove_chart(doc: CommentedMap, entity_name: str, name: str) -> None:
                 items.remove(item)
 
 
+def _chart_map(chart: Mapping[str, Any]) -> CommentedMap:
+    """A chart as the flow mapping the schemas write: known keys in the format's order.
+
+    Empty values are left out; `measure` is `{sum: field}` (a count is the default,
+    so `count` is left out too); `label` is bilingual.
+    """
+    values: dict[str, Any] = {}
+    for key in CHART_KEYS:
+        value = chart.get(key)
+        if value in (None, "", {}, "count"):
+            continue
+        if key == "label" and isinstance(value, Mapping):
+            value = label(value.get("en", ""), value.get("zh", ""))
+            if not value:
+                continue
+        elif key == "measure" and isinstance(value, Mapping):
+            value = _flow(value)
+        values[key] = value
+    return _flow(values)
+
+
+def _charts(doc: CommentedMap, entity_name: str) -> CommentedSeq:
+    body = entity(doc, entity_name)
+    if not isinstance(body.get("charts"), list):
+        body["charts"] = CommentedSeq()
+    return body["charts"]
+
+
+def _chart_index(charts: list[Any], name: str) -> int:
+    for index, old in enumerate(charts):
+        if isinstance(old, Mapping) and old.get("name") == name:
+            return index
+    raise EditError(f"no chart '{name}'")
+
+
+def add_chart(doc: CommentedMap, entity_name: str, chart: Mapping[str, Any]) -> None:
+    """Add a chart at the end of the entity's charts.
+
+    A name already used is written all the same: the checker names it (SD-E166)
+    next to the chart form, and the draft cannot be applied until it is fixed.
+    """
+    check_name(str(chart.get("name") or ""))
+    _charts(doc, entity_name).append(_chart_map(chart))
+
+
+def replace_chart(doc: CommentedMap, entity_name: str, old_name: str,
+                  chart: Mapping[str, Any]) -> None:
+    """Replace chart `old_name` in its place; a new name is followed by the dashboards."""
+    name = check_name(str(chart.get("name") or ""))
+    charts = _charts(doc, entity_name)
+    charts[_chart_index(charts, old_name)] = _chart_map(chart)
+    if name != old_name:
+        old_ref, new_ref = f"{entity_name}.{old_name}", f"{entity_name}.{name}"
+        for items in (doc.get("dashboards") or {}).values():
+            for item in items if isinstance(items, list) else []:
+                if isinstance(item, Mapping) and item.get("chart") == old_ref:
+                    item["chart"] = new_ref
+
+
 def set_view(doc: CommentedMap, entity_name: str, kind: str,
              options: Mapping[str, Any] | None) -> None:
-    """Set the kanban or calendar view of an entity; None removes it."""
-    if kind not in ("kanban", "calendar"):
+    """Set the kanban or calendar view of an entity; None removes it.
+
+    Keys are written in the format's order (`group_by, card` / `date, title, end`);
+    empty ones are left out.
+    """
+    if kind not in VIEW_KEYS:
         raise EditError(f"unknown view '{kind}'")
     body = entity(doc, entity_name)
     views = body.get("views")
     if options:
         if not isinstance(views, CommentedMap):
             body["views"] = views = CommentedMap()
-        views[kind] = _flow({k: v for k, v in options.items() if v not in (None, "", [])})
+        values = {k: options[k] for k in VIEW_KEYS[kind] if options.get(k) not in (None, "", [])}
+        if isinstance(values.get("card"), list):
+            values["card"] = _flow_seq(values["card"])
+        views[kind] = _flow(values)
     elif isinstance(views, CommentedMap) and kind in views:
         del views[kind]
         if not views:
             del body["views"]
+
+
+def remove_view(doc: CommentedMap, entity_name: str, kind: str) -> None:
+    """Remove the entity's kanban or calendar view."""
+    set_view(doc, entity_name, kind, None)
 
 
 def set_dashboard(doc: CommentedMap, name: str, items: list[Mapping[str, Any]]) -> None:
@@ -373,6 +443,66 @@ def set_dashboard(doc: CommentedMap, name: str, items: list[Mapping[str, Any]]) 
     if not isinstance(doc.get("dashboards"), CommentedMap):
         doc["dashboards"] = CommentedMap()
     doc["dashboards"][check_name(name)] = CommentedSeq([_flow(i) for i in items])
+
+
+def _dashboard(doc: CommentedMap, name: str, create: bool = False) -> CommentedSeq:
+    boards = doc.get("dashboards")
+    if not isinstance(boards, CommentedMap):
+        if not create:
+            raise EditError(f"no dashboard '{name}'")
+        doc["dashboards"] = boards = CommentedMap()
+    if not isinstance(boards.get(name), list):
+        if not create:
+            raise EditError(f"no dashboard '{name}'")
+        boards[check_name(name)] = CommentedSeq()
+    return boards[name]
+
+
+def add_dashboard_item(doc: CommentedMap, name: str, item: Mapping[str, Any]) -> None:
+    """Add `{chart: entity.chart}` or `{kpi: entity.count | "entity.sum:field"}` (with an
+    optional label) at the end of dashboard `name`, creating the dashboard if needed.
+
+    The reference is written as given: one that names no chart or KPI is the
+    checker's to report (SD-E170, SD-E171) next to the item.
+    """
+    kind = "chart" if item.get("chart") else "kpi" if item.get("kpi") else None
+    if kind is None:
+        raise EditError("a dashboard item needs a chart or a KPI")
+    values: dict[str, Any] = {kind: str(item[kind]).strip()}
+    raw_label = item.get("label")
+    if isinstance(raw_label, Mapping):
+        item_label = label(raw_label.get("en", ""), raw_label.get("zh", ""))
+        if item_label:
+            values["label"] = item_label
+    _dashboard(doc, name, create=True).append(_flow(values))
+
+
+def remove_dashboard_item(doc: CommentedMap, name: str, index: int) -> None:
+    """Remove the item at `index` (0-based) of dashboard `name`."""
+    items = _dashboard(doc, name)
+    if not 0 <= index < len(items):
+        raise EditError(f"dashboard '{name}' has no item {index + 1}")
+    del items[index]
+
+
+def move_dashboard_item(doc: CommentedMap, name: str, index: int, offset: int) -> None:
+    """Swap the item at `index` with its neighbour `offset` (-1 up, 1 down) places away.
+
+    An item's end-of-line comment moves with it; moving past either end is a no-op.
+    """
+    items = _dashboard(doc, name)
+    if not 0 <= index < len(items):
+        raise EditError(f"dashboard '{name}' has no item {index + 1}")
+    other = index + offset
+    if offset not in (-1, 1) or not 0 <= other < len(items):
+        return
+    items[index], items[other] = items[other], items[index]
+    comments = items.ca.items
+    mine, theirs = comments.pop(index, None), comments.pop(other, None)
+    if mine is not None:
+        comments[other] = mine
+    if theirs is not None:
+        comments[index] = theirs
 
 
 def replace_part(doc: CommentedMap, entity_name: str, key: str, yaml_text: str) -> None:
@@ -480,14 +610,28 @@ def remove_row_rule(doc: CommentedMap, name: str, entity_name: str) -> None:
 # --- problems next to controls --------------------------------------------------------
 
 
+# Controls that stand for one item of a list or one view: its row and form.
+ITEM_CONTROLS = (
+    re.compile(r"^entities\.[^.\[]+\.charts\[\d+\]"),
+    re.compile(r"^entities\.[^.\[]+\.views\.(kanban|calendar)(?=$|[.\[])"),
+    re.compile(r"^dashboards\.[^.\[]+\[\d+\]"),
+)
+
+
 def control_for(path: str) -> str:
     """The designer control a problem's YAML path concerns, as a stable key.
 
     `entities.customer.fields.wechat.max_length` -> `entities.customer.fields.wechat`
     (the field's row and form), `roles.operator.rows.customer` -> `roles.operator`,
-    `entities.customer.list[0]` -> `entities.customer.list`. Pages look their
-    controls up by these keys.
+    `entities.customer.list[0]` -> `entities.customer.list`. A chart, a view and a
+    dashboard item keep their own key, `entities.customer.charts[2]`,
+    `entities.customer.views.kanban`, `dashboards.home[3]`: the row or form showing
+    it. Pages look their controls up by these keys.
     """
+    for pattern in ITEM_CONTROLS:
+        found = pattern.match(path or "")
+        if found:
+            return found.group(0)
     parts = re.split(r"\.|\[", path or "")
     if len(parts) >= 4 and parts[0] == "entities" and parts[2] == "fields":
         return ".".join(parts[:4])
@@ -531,3 +675,41 @@ def scope_values(spec: Any) -> list[str]:
                        if f.type == "relation" and not f.many]
             break
     return values
+
+
+def group_fields(entity_spec: Any) -> list[str]:
+    """Fields a chart may group by: what the checker accepts (not many-to-many, not
+    encrypted) of the kinds docs/schema.md names — enum, boolean, relation, user, date,
+    datetime (a slice per free text value says nothing) — then `created_at`/`updated_at`.
+
+    Sensitive fields are left out as well: a reader without view_sensitive may not
+    group by them (the record service), and a data subject's sealed ones cannot be
+    grouped at all (SD-W025), so such a chart would be empty for most.
+    """
+    names = [f.name for f in entity_spec.fields if f.type in GROUPABLE and f.type in GROUP_TYPES
+             and not f.is_many and not f.encrypted and not f.sensitive]
+    return names + ["created_at", "updated_at"]
+
+
+def date_fields(entity_spec: Any) -> list[str]:
+    """The entity's date and datetime fields, then `created_at` and `updated_at`."""
+    return [f.name for f in entity_spec.fields if f.type in DATE_TYPES] + [
+        "created_at", "updated_at"]
+
+
+def measure_fields(entity_spec: Any) -> list[str]:
+    """Numeric fields a chart or a KPI may sum, average, or take the min/max of."""
+    return [f.name for f in entity_spec.fields if f.type in NUMERIC_TYPES]
+
+
+def chart_refs(spec: Any) -> list[tuple[Any, list[str]]]:
+    """Per entity with charts, the `entity.chart` references a dashboard may show."""
+    return [(e, [f"{e.name}.{c.name}" for c in e.charts]) for e in spec.entities if e.charts]
+
+
+def kpi_refs(spec: Any) -> list[tuple[Any, list[str]]]:
+    """Per entity, the KPIs a dashboard may show: `entity.count`, then `entity.sum:field`
+    (and avg, min, max) of each numeric field."""
+    return [(e, [f"{e.name}.count"] + [f"{e.name}.{func}:{name}" for name in measure_fields(e)
+                                       for func in MEASURES if func != "count"])
+            for e in spec.entities]

@@ -32,9 +32,28 @@ from app.designer.versions import (
     text_diff,
 )
 from app.i18n import N_, current_lang, gettext
-from app.schema.spec import ACTIONS, CHART_TYPES, FIELD_TYPES, ON_DELETE
+from app.schema.spec import (
+    ACTIONS,
+    CHART_TYPES,
+    DATE_TYPES,
+    FIELD_TYPES,
+    MEASURES,
+    ON_DELETE,
+    PERIODS,
+)
 
 EDITABLE_PARTS = ("charts", "views", "workflow")
+# What the chart, view and dashboard pickers call each choice (translated on the page).
+CHART_TYPE_TEXTS = {"pie": N_("Pie"), "bar": N_("Bars"), "line": N_("Line over time"),
+                    "kpi": N_("One number (KPI)")}
+PERIOD_TEXTS = {"day": N_("per day"), "week": N_("per week"), "month": N_("per month"),
+                "quarter": N_("per quarter"), "year": N_("per year")}
+COUNT_TEXT = N_("Number of records")
+MEASURE_TEXTS = {"count": COUNT_TEXT, "sum": N_("Sum of %(field)s"),
+                 "avg": N_("Average of %(field)s"), "min": N_("Minimum of %(field)s"),
+                 "max": N_("Maximum of %(field)s")}
+SYSTEM_TEXTS = {"id": N_("ID"), "created_at": N_("Created at"), "updated_at": N_("Updated at"),
+                "created_by": N_("Created by"), "updated_by": N_("Updated by")}
 APPLY_JOB = "designer_apply"
 INT_OPTIONS = ("max_length", "precision", "scale")
 NUMBER_OPTIONS = ("min", "max")
@@ -118,6 +137,8 @@ def _page_for(path: str) -> str | None:
         return url_for("DesignerView.entity", entity_name=parts[1])
     if parts[0] == "roles":
         return url_for("DesignerView.roles") + (f"#role-{parts[1]}" if len(parts) > 1 else "")
+    if parts[0] == "dashboards":
+        return url_for("DesignerView.index") + "#dashboards"
     return url_for("DesignerView.yaml")
 
 
@@ -195,6 +216,99 @@ def save_field(doc: Any, entity_name: str, field_name: str, form: Any) -> None:
         edit_choices(doc, entity_name, field_name, form)
 
 
+def chart_from_form(form: Any, dated: set[str]) -> dict[str, Any]:
+    """The chart form as an editor chart.
+
+    A KPI has no `group_by`; `period` is kept only for a date `group_by` (names in
+    `dated`); the measure select sends `count` or `func:field`.
+    """
+    chart_type = form.get("type") or "bar"
+    group_by = ((form.get("group_by") or "").strip() or None) if chart_type != "kpi" else None
+    func, measured = ((form.get("measure") or "count").split(":", 1) + [""])[:2]
+    return {"name": (form.get("name") or "").strip(), "type": chart_type, "group_by": group_by,
+            "period": (form.get("period") or None) if group_by in dated else None,
+            "measure": {func: measured} if measured else None,
+            "label": {"en": form.get("label_en", ""), "zh": form.get("label_zh", "")}}
+
+
+def view_from_form(kind: str, form: Any) -> dict[str, Any]:
+    """The kanban or calendar form as the view's options (empty ones are left out)."""
+    if kind == "kanban":
+        return {"group_by": form.get("group_by") or None,
+                "card": [c for c in form.getlist("card") if c]}
+    return {key: form.get(key) or None for key in ("date", "title", "end")}
+
+
+def dashboard_item_from_form(form: Any) -> dict[str, Any]:
+    """The add-a-tile form: `{chart: ref}` or `{kpi: ref}`, with an optional label."""
+    kind = "kpi" if form.get("kind") == "kpi" else "chart"
+    return {kind: (form.get(kind) or "").strip(),
+            "label": {"en": form.get("label_en", ""), "zh": form.get("label_zh", "")}}
+
+
+def _text(value: Any, lang: str) -> str:
+    """A bilingual label of the YAML document in `lang` (else the other language)."""
+    if isinstance(value, dict):
+        return str(value.get(lang) or value.get("en") or value.get("zh") or "")
+    return "" if value is None else str(value)
+
+
+def field_texts(entity_spec: Any, lang: str) -> dict[str, str]:
+    """Every field and system column of an entity, by name: its label in `lang`."""
+    texts = {name: gettext(text) for name, text in SYSTEM_TEXTS.items()}
+    if entity_spec is not None:
+        texts |= {f.name: f.label.get(lang) for f in entity_spec.fields}
+    return texts
+
+
+def measure_text(measure: Any, names: dict[str, str]) -> str:
+    """A chart's or KPI's measure in words: "Sum of Amount", "Number of records"."""
+    if isinstance(measure, dict) and measure:
+        func, field_name = next(iter(measure.items()))
+    elif isinstance(measure, str) and ":" in measure:
+        func, field_name = measure.split(":", 1)
+    else:
+        return gettext(COUNT_TEXT)
+    text = MEASURE_TEXTS.get(str(func))
+    if text is None:
+        return f"{func}: {field_name}"
+    return gettext(text, field=names.get(str(field_name), str(field_name)))
+
+
+def dashboard_rows(doc: Any, spec: Any, lang: str) -> dict[str, list[dict[str, Any]]]:
+    """Each dashboard's items in order, as rows the page lists: kind, reference, what it
+    shows in words (the chart's title, the KPI's measure) and its own label."""
+    boards = doc.get("dashboards")
+    boards = boards if isinstance(boards, dict) and boards else {"home": []}
+    charts = {f"{e.name}.{c.name}": c.label.get(lang) for e in spec.entities for c in e.charts}
+    entities = {e.name: e for e in spec.entities}
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for board, items in boards.items():
+        rows[str(board)] = []
+        for item in items if isinstance(items, list) else []:
+            item = item if isinstance(item, dict) else {}
+            kind = "chart" if "chart" in item else "kpi"
+            ref = str(item.get(kind) or "")
+            entity_name, rest = (ref.split(".", 1) + [""])[:2]
+            found = entities.get(entity_name)
+            shows = charts.get(ref, "") if kind == "chart" else measure_text(
+                rest, field_texts(found, lang))
+            rows[str(board)].append({
+                "kind": kind, "ref": ref, "shows": shows, "label": _text(item.get("label"), lang),
+                "entity": found.label.get(lang) if found else entity_name})
+    return rows
+
+
+def _pickers(entity_spec: Any) -> dict[str, list[str]]:
+    """What the chart and view forms of an entity offer, from what the checker accepts."""
+    if entity_spec is None:
+        return {"group": [], "dates": [], "numbers": [], "enums": [], "shown": []}
+    return {"group": editor.group_fields(entity_spec), "dates": editor.date_fields(entity_spec),
+            "numbers": editor.measure_fields(entity_spec),
+            "enums": [f.name for f in entity_spec.fields if f.type == "enum"],
+            "shown": [f.name for f in entity_spec.fields] + list(SYSTEM_TEXTS)}
+
+
 def _part_yaml(doc: Any, entity_name: str, key: str) -> str:
     return _as_snippet(key, editor.entity(doc, entity_name).get(key))
 
@@ -234,7 +348,9 @@ class DesignerView(BaseView):
     } | {
         name: "update" for name in ("add_entity", "entity_settings", "entity_lists",
                                     "entity_part", "top_part", "remove_entity", "remove_field",
-                                    "add_role",
+                                    "save_chart", "remove_chart", "save_view", "remove_view",
+                                    "add_dashboard_item", "remove_dashboard_item",
+                                    "move_dashboard_item", "add_role",
                                     "role_grants", "role_row", "remove_row", "remove_role",
                                     "save_yaml", "apply", "discard", "reapply")
     }
@@ -254,7 +370,12 @@ class DesignerView(BaseView):
         doc = editor.load(draft_text())
         parts = {key: _top_yaml(doc, key) for key in editor.TOP_LEVEL_PARTS}
         return self._render("designer/index.html", spec=spec, problems=problems,
-                            by_control=by_control, parts=parts, title=gettext(N_("Designer")))
+                            by_control=by_control, parts=parts,
+                            boards=dashboard_rows(doc, spec, current_lang()),
+                            chart_refs=editor.chart_refs(spec), kpi_refs=editor.kpi_refs(spec),
+                            kpi_text=lambda e, ref: measure_text(
+                                ref.partition(".")[2], field_texts(e, current_lang())),
+                            title=gettext(N_("Designer")))
 
     @expose("/part/<key>", methods=["POST"])
     @has_access
@@ -284,12 +405,17 @@ class DesignerView(BaseView):
             return redirect(url_for(".index"))
         body = editor.entity(doc, entity_name)
         entity_spec = next((e for e in spec.entities if e.name == entity_name), None)
+        charts = [c for c in body.get("charts") or [] if isinstance(c, dict)]
+        editing = next((c for c in charts if c.get("name") == request.args.get("chart")), None)
         return self._render(
             "designer/entity.html", name=entity_name, body=body, entity=entity_spec, spec=spec,
             by_control=by_control, parts={k: _part_yaml(doc, entity_name, k)
                                           for k in EDITABLE_PARTS},
-            prefix=f"entities.{entity_name}", chart_types=CHART_TYPES,
-            title=gettext(N_("Designer")))
+            prefix=f"entities.{entity_name}", chart_types=CHART_TYPES, charts=charts,
+            editing=editing, pickers=_pickers(entity_spec), names=field_texts(
+                entity_spec, current_lang()), measure_text=measure_text,
+            type_texts=CHART_TYPE_TEXTS, period_texts=PERIOD_TEXTS, periods=PERIODS,
+            measures=[m for m in MEASURES if m != "count"], title=gettext(N_("Designer")))
 
     @expose("/entity/<entity_name>/settings", methods=["POST"])
     @has_access
@@ -325,6 +451,66 @@ class DesignerView(BaseView):
         if key in EDITABLE_PARTS:
             _edit(editor.replace_part, entity_name, key, request.form.get("yaml", ""))
         return redirect(url_for(".entity", entity_name=entity_name) + f"#part-{key}")
+
+    # --- charts and views of an entity ---------------------------------------------------
+
+    @expose("/entity/<entity_name>/charts", methods=["POST"])
+    @has_access
+    def save_chart(self, entity_name: str) -> Any:
+        """Add a chart, or replace the one named `original` (the edit form)."""
+        form = request.form
+        original = (form.get("original") or "").strip()
+
+        def change(doc: Any) -> None:
+            dated = {n for n, f in editor.fields(doc, entity_name).items()
+                     if isinstance(f, dict) and f.get("type") in DATE_TYPES}
+            chart = chart_from_form(form, dated | {"created_at", "updated_at"})
+            if original:
+                editor.replace_chart(doc, entity_name, original, chart)
+            else:
+                editor.add_chart(doc, entity_name, chart)
+
+        _edit(change)
+        return redirect(url_for(".entity", entity_name=entity_name) + "#charts")
+
+    @expose("/entity/<entity_name>/charts/<chart_name>/remove", methods=["POST"])
+    @has_access
+    def remove_chart(self, entity_name: str, chart_name: str) -> Any:
+        _edit(editor.remove_chart, entity_name, chart_name)
+        return redirect(url_for(".entity", entity_name=entity_name) + "#charts")
+
+    @expose("/entity/<entity_name>/views/<kind>", methods=["POST"])
+    @has_access
+    def save_view(self, entity_name: str, kind: str) -> Any:
+        _edit(editor.set_view, entity_name, kind, view_from_form(kind, request.form))
+        return redirect(url_for(".entity", entity_name=entity_name) + f"#view-{kind}")
+
+    @expose("/entity/<entity_name>/views/<kind>/remove", methods=["POST"])
+    @has_access
+    def remove_view(self, entity_name: str, kind: str) -> Any:
+        _edit(editor.remove_view, entity_name, kind)
+        return redirect(url_for(".entity", entity_name=entity_name) + f"#view-{kind}")
+
+    # --- dashboards --------------------------------------------------------------------------
+
+    @expose("/dashboards/<board>/items", methods=["POST"])
+    @has_access
+    def add_dashboard_item(self, board: str) -> Any:
+        _edit(editor.add_dashboard_item, board, dashboard_item_from_form(request.form))
+        return redirect(url_for(".index") + f"#dashboard-{board}")
+
+    @expose("/dashboards/<board>/items/<int:index>/remove", methods=["POST"])
+    @has_access
+    def remove_dashboard_item(self, board: str, index: int) -> Any:
+        _edit(editor.remove_dashboard_item, board, index)
+        return redirect(url_for(".index") + f"#dashboard-{board}")
+
+    @expose("/dashboards/<board>/items/<int:index>/move", methods=["POST"])
+    @has_access
+    def move_dashboard_item(self, board: str, index: int) -> Any:
+        offset = -1 if request.form.get("direction") == "up" else 1
+        _edit(editor.move_dashboard_item, board, index, offset)
+        return redirect(url_for(".index") + f"#dashboard-{board}")
 
     @expose("/entity/<entity_name>/remove", methods=["POST"])
     @has_access
