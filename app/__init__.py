@@ -173,6 +173,8 @@ def _service_hooks() -> list[Any]:
 
 def _install_locale_selector(app: Flask) -> None:
     """Locale: the user's choice (/lang/<zh|en>), else Accept-Language, else schema."""
+    from app.i18n import install_template_gettext
+
     babel_config = app.extensions["babel"]
 
     def select_locale() -> str:
@@ -189,6 +191,7 @@ def _install_locale_selector(app: Flask) -> None:
         return "zh_CN" if chosen == "zh" else "en"
 
     babel_config.locale_selector = select_locale
+    install_template_gettext(app)
 
 
 DATABASE_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
