@@ -29,7 +29,7 @@ from app.audit.capture import (
     capture_of_app,
     entry,
 )
-from app.privacy.keys import seal
+from app.privacy.keys import key_id_of, seal
 
 __all__ = ["AUDITED", "stage_creates"]
 
@@ -56,13 +56,19 @@ def _preload(session: Session, capture: Any, cls: type, audited: Any,
     return loaded  # held so the identity map (weak) keeps them for the diff
 
 
-def _sealed(key_id: str | None, value: Any, conn: Any) -> dict[str, Any] | None:
-    """`sealing.sealed_change(before=None)` for a row whose key the writer made."""
+def _sealed(key_id: str | None, value: Any, stored: Any, conn: Any) -> dict[str, Any] | None:
+    """`sealing.sealed_change(before=None)` for a row whose key the writer made.
+
+    `stored` is the row's own value: when it is `value` sealed under the row's
+    key already (a sealed column), the entry keeps that token, not a second one.
+    """
     after = None if value in (None, "") else str(value)
     if after is None:
         return None
     if key_id is None:
         return {"sealed": True, "changed": True}
+    if isinstance(stored, str) and key_id_of(stored) == key_id and stored != after:
+        return {"sealed": True, "before": None, "after": stored}
     return {"sealed": True, "before": None, "after": seal(key_id, after, conn)}
 
 
@@ -96,7 +102,7 @@ def stage_creates(session: Session, entity: str, rows: Sequence[dict[str, Any]],
             sealed_diff: dict[str, Any] = {}
             for t, value in capture._row_values(audited, values):
                 if t.spec is not None and t.spec.name in sealed:
-                    change = _sealed(key_id, clear.get(t.name, value), conn)
+                    change = _sealed(key_id, clear.get(t.name, value), value, conn)
                     if change:
                         sealed_diff[t.name] = change
                 else:

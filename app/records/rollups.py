@@ -92,6 +92,8 @@ class Rules:
     order: list[str] = field(default_factory=list)  # children before their parents
     # entity -> {column: expression} of its recompute (built once: building is slow)
     statements: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # entity -> computed values of a record with no children (None: they vary per row)
+    new_records: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
     @classmethod
     def of(cls, spec: AppSpec) -> Rules:
@@ -232,13 +234,8 @@ def recompute(session: Session, entity_name: str, ids: set[int] | None) -> None:
     """Recompute the rollups, then the classified enums, of `ids` (None: every record)."""
     from app.state import state
 
-    st = state()
-    entity = st.spec.entity(entity_name)
-    table = st.models.table(entity_name)
-    rules = rules_of_app()
-    values = rules.statements.get(entity_name)
-    if values is None:
-        values = rules.statements[entity_name] = new_values(entity, table, st.models, st.spec)
+    table = state().models.table(entity_name)
+    values = _statement_values(rules_of_app(), entity_name)
     parts = [None] if ids is None else [sorted(ids)[i:i + CHUNK]
                                         for i in range(0, len(ids), CHUNK)]
     for part in parts:
@@ -272,6 +269,137 @@ def new_values(entity: EntitySpec, table: sa.Table, tables: Any, spec: AppSpec
         values[f.column_name] = replacement_traverse(
             classify_expression(entity, f, spec), {}, fresh)
     return values
+
+
+def before_bulk_insert(session: Session, entity_name: str, rows: list[dict[str, Any]]) -> bool:
+    """Prepare rows about to be inserted in bulk; return whether their values are settled.
+
+    Locks the parents the rows will point at (like any child write) and, when
+    the entity's computed fields do not depend on a row's own fields, gives each
+    row the values a new record has (`new_record_values`), so nothing is
+    recomputed for it. The bulk writer runs its INSERT with the `RULES` option
+    (the listeners leave it alone) and calls `after_bulk_insert` with the ids.
+    """
+    rules = rules_of_app()
+    lock_parents(session, {link.parent: {r.get(link.via.column_name) for r in rows}
+                           for link in rules.links.get(entity_name, [])})
+    if entity_name not in rules.ruled:
+        return True
+    fixed = new_record_values(session, entity_name)
+    if fixed is None:
+        return False
+    for row in rows:
+        row.update(fixed)
+    return True
+
+
+def after_bulk_insert(session: Session, entity_name: str, rows: list[dict[str, Any]],
+                      ids: list[int], settled: bool) -> None:
+    """Settle rows just inserted in bulk: their own computed values now, parents at commit.
+
+    Unless `before_bulk_insert` settled them, one SELECT per chunk computes the
+    rows' rollups and classified fields and the rows that differ from what was
+    inserted are updated. `rows` get the computed values, so the writer's
+    `create` audit entries show them (as the capture folds a recompute into the
+    entry). The parents the rows point at are recomputed once at commit.
+    """
+    rules = rules_of_app()
+    if not settled and ids:
+        _settle_new(session, entity_name, rows, ids, rules)
+    touch(session, {link.parent: {r.get(link.via.column_name) for r in rows}
+                    for link in rules.links.get(entity_name, [])})
+
+
+def _statement_values(rules: Rules, entity_name: str) -> dict[str, Any]:
+    from app.state import state
+
+    values = rules.statements.get(entity_name)
+    if values is None:
+        st = state()
+        values = rules.statements[entity_name] = new_values(
+            st.spec.entity(entity_name), st.models.table(entity_name), st.models, st.spec)
+    return values
+
+
+def new_record_values(session: Session, entity_name: str) -> dict[str, Any] | None:
+    """{column: value} of every computed field of a record with no children yet.
+
+    None when a classify rule reads one of the record's own stored fields (then
+    each new row needs its own computation). A rollup over no children is the
+    empty aggregate (0 for count and sum, NULL otherwise); the classified fields
+    are then constants, computed once by the database (`SELECT CASE ...`) so the
+    comparison is SQL's, and cached with the rules.
+    """
+    from app.state import state
+
+    rules = rules_of_app()
+    if entity_name in rules.new_records:
+        return rules.new_records[entity_name]
+    st = state()
+    entity, table = st.spec.entity(entity_name), st.models.table(entity_name)
+    empty: dict[str, Any] = {}
+    for f in entity.fields:
+        if f.rollup is not None:
+            zero = f.rollup.agg in ("count", "sum")
+            column_type = table.c[f.column_name].type  # 0.00 for a decimal, as stored
+            empty[f.column_name] = sa.cast(sa.literal(0), column_type) if zero \
+                else sa.null()
+    classified = classify_order(entity)
+    fixed: dict[str, Any] | None = None
+    if not _reads_stored_fields(entity, classified):
+        def constant(element: Any) -> Any:
+            if isinstance(element, sa.Column) and element.table is table:
+                return empty.get(element.name)
+            return None
+
+        for f in classified:
+            empty[f.column_name] = replacement_traverse(
+                classify_expression(entity, f, st.spec), {}, constant)
+        names = list(empty)
+        row = session.connection().execute(
+            sa.select(*(empty[n].label(n) for n in names))).one()
+        fixed = dict(zip(names, row, strict=True))
+    rules.new_records[entity_name] = fixed
+    return fixed
+
+
+def _reads_stored_fields(entity: EntitySpec, classified: list[FieldSpec]) -> bool:
+    """Whether a classify rule reads anything but the entity's own computed fields."""
+    for f in classified:
+        for rule in f.classify:
+            for path in rule.when.fields() if rule.when else ():
+                hop = field_of(entity, path[0])
+                if len(path) > 1 or hop is None or not hop.computed:
+                    return True
+    return False
+
+
+def _settle_new(session: Session, entity_name: str, rows: list[dict[str, Any]],
+                ids: list[int], rules: Rules) -> None:
+    """Compute new rows' computed fields; update the rows whose inserted values differ."""
+    from app.audit.capture import AUDITED  # the writer's create entries carry the values
+    from app.state import state
+
+    table = state().models.table(entity_name)
+    values = _statement_values(rules, entity_name)
+    columns = list(values)
+    by_id = {record_id: row for record_id, row in zip(ids, rows, strict=True)}
+    changed: dict[tuple[Any, ...], list[int]] = {}
+    select = sa.select(table.c.id, *(expr.label(c) for c, expr in values.items()))
+    for start in range(0, len(ids), CHUNK):
+        part = ids[start:start + CHUNK]
+        for found in session.connection().execute(select.where(table.c.id.in_(part))):
+            row, computed = by_id[found[0]], tuple(found[1:])
+            if any(row.get(c) != v for c, v in zip(columns, computed, strict=True)):
+                changed.setdefault(computed, []).append(found[0])
+            row.update(zip(columns, computed, strict=True))
+    for computed, changed_ids in changed.items():
+        for start in range(0, len(changed_ids), CHUNK):
+            session.execute(
+                sa.update(table).where(table.c.id.in_(changed_ids[start:start + CHUNK]))
+                .values({**dict(zip(columns, computed, strict=True)),
+                         "updated_at": table.c.updated_at}),
+                execution_options={RULES: True, AUDITED: True})
 
 
 def lock_parents(session: Session, found: dict[str, set[int]]) -> None:
