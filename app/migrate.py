@@ -78,7 +78,7 @@ def alembic_config(connection: Any = None) -> Config:
 
 
 def has_revisions() -> bool:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head() is not None
+    return bool(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
 def current_revision() -> str | None:
@@ -87,11 +87,38 @@ def current_revision() -> str | None:
 
 
 def head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    """The one head; None when there is none yet or two wait for `merge_heads`."""
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    return heads[0] if len(heads) == 1 else None
+
+
+def merge_heads() -> str | None:
+    """Join the package's and the instance's revision chains when both moved on; return the
+    merge revision's id (written to the instance), or None when there is one head.
+
+    The designer's revisions continue the package's chain as it was when they were made;
+    upgrading the package adds revisions after that same point, so the chain forks. The
+    merge revision is empty: each branch's changes apply as written.
+    """
+    from alembic import util
+
+    config = alembic_config()
+    heads = ScriptDirectory.from_config(config).get_heads()
+    if len(heads) < 2:
+        return None
+    target = instance_versions_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    config = alembic_config()  # lists the instance folder now that it exists
+    script = ScriptDirectory.from_config(config).generate_revision(
+        util.rev_id(), "merge package and instance revisions", refresh=True,
+        head=sorted(heads), version_path=str(target), config=config)
+    return script.revision if script is not None else None
 
 
 def upgrade(revision: str = "head", connection: Any = None) -> None:
     """Apply the schema's revisions up to `revision` (in `connection`'s transaction if given)."""
+    if revision == "head":
+        merge_heads()
     command.upgrade(alembic_config(connection), revision)
 
 
