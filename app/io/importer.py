@@ -133,6 +133,11 @@ class Importer:
         self._report_fh: Any = None
         self.service = records(entity_name)
         self.fields_by_name = {f.name: f for f in self.entity.fields}
+        # what every row reads, worked out once (properties of FieldSpec are not free)
+        self.column_of = {f.name: f.column_name for f in self.entity.fields}
+        self.row_columns = [f.column_name for f in self.entity.fields if not f.is_many]
+        self.new_record_fields = [_Column(f, f.column_name, column_default(f))
+                                  for f in self.entity.fields if not f.is_many and not f.readonly]
         self.bulk_audit = True  # False: the per-row reference path (tests compare the two)
 
     # -- the pieces --------------------------------------------------------
@@ -290,12 +295,14 @@ class Importer:
                ) -> tuple[list[_Parsed], dict[str, set[str]]]:
         parsed: list[_Parsed] = []
         rel_texts: dict[str, set[str]] = {}
-        lang = current_lang()
+        lang, zone = current_lang(), app_zone()  # typed in the app's zone
+        columns = list(mapping.items())
         for line, cells in rows:
             item = _Parsed(line, cells)
-            for index, f in mapping.items():
-                raw = cells[index] if index < len(cells) else None
-                _parse_cell(item, f, raw, lang, rel_texts)
+            width = len(cells)
+            for index, f in columns:
+                _parse_cell(item, f, cells[index] if index < width else None, lang, rel_texts,
+                            zone)
             parsed.append(item)
         return parsed, rel_texts
 
@@ -305,6 +312,8 @@ class Importer:
                  key: FieldSpec | None) -> _Lookups:
         tbl = self.table
         look = _Lookups(key=key, mapping=mapping)
+        look.mapped_columns = [_Column(f, f.column_name, column_default(f))
+                               for f in mapping.values() if not f.is_many and not f.readonly]
         look.unique_fields = [f for f in mapping.values()
                               if f.unique and self._comparable(f) and not f.is_relation]
         if key is not None:
@@ -351,7 +360,7 @@ class Importer:
         columns = self._relation_columns(item, look, lang)
         for name, value in item.values.items():
             f = self.fields_by_name[name]
-            columns[f.column_name] = value
+            columns[self.column_of[name]] = value
             if value is not None:
                 item.reasons += [f"{f.label.get(lang)}: {r}" for r in check_value(f, value)]
         links = self._links(item, look, lang)
@@ -445,15 +454,16 @@ class Importer:
                 if columns.get(column) is None:
                     columns[column] = value
         # a blank cell means what it means on a new record: the default
-        for f in (self.entity.fields if current is None else look.mapping.values()):
-            if f.is_many or f.readonly or f.name in item.relations or f.name in unreadable:
+        fields = self.new_record_fields if current is None else look.mapped_columns
+        for c in fields:
+            if c.name in item.relations or c.name in unreadable:
                 continue
-            default = column_default(f)
-            if columns.get(f.column_name) is None and default is not None:
-                columns[f.column_name] = default() if callable(default) else default
-            if f.required and columns.get(f.column_name) is None:
-                item.reasons.append(f"{f.label.get(lang)}: " + gettext(
-                    N_("This field is required.")))
+            if columns.get(c.column) is None:
+                if c.default is not None:
+                    columns[c.column] = c.default() if callable(c.default) else c.default
+                if c.required and columns.get(c.column) is None:
+                    item.reasons.append(f"{c.field.label.get(lang)}: " + gettext(
+                        N_("This field is required.")))
 
     def _remember(self, item: _Parsed, look: _Lookups) -> None:
         for f in look.unique_fields:
@@ -479,8 +489,7 @@ class Importer:
 
     def _plan_insert(self, item: _Parsed, look: _Lookups, plan: _Plan,
                      columns: dict[str, Any], links: dict[str, list[int]]) -> None:
-        row = {f.column_name: columns.get(f.column_name) for f in self.entity.fields
-               if not f.is_many}
+        row = {column: columns.get(column) for column in self.row_columns}
         row.update(created_at=look.now, updated_at=look.now, created_by_id=look.actor_id,
                    updated_by_id=look.actor_id)
         plan.inserts.append((row, links))
@@ -632,12 +641,30 @@ class _Parsed:
     reasons: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Column:
+    """A field as a row's defaults and required check read it."""
+
+    field: FieldSpec
+    column: str
+    default: Any
+
+    @property
+    def name(self) -> str:
+        return self.field.name
+
+    @property
+    def required(self) -> bool:
+        return self.field.required
+
+
 @dataclass
 class _Lookups:
     """What one chunk looked up at once: existing records, taken values, links, defaults."""
 
     key: FieldSpec | None
     mapping: dict[int, FieldSpec]
+    mapped_columns: list[_Column] = field(default_factory=list)
     existing: dict[Any, Any] = field(default_factory=dict)
     visible: set[int] | None = None
     unique_fields: list[FieldSpec] = field(default_factory=list)
@@ -661,7 +688,7 @@ class _Plan:
 
 
 def _parse_cell(item: _Parsed, f: FieldSpec, raw: Any, lang: str,
-                rel_texts: dict[str, set[str]]) -> None:
+                rel_texts: dict[str, set[str]], zone: Any) -> None:
     """Read one cell into `item` like the form would (relations: their text, for later)."""
     if isinstance(raw, TooLong):
         item.reasons.append(f"{f.label.get(lang)}: {raw.reason()}")
@@ -676,7 +703,7 @@ def _parse_cell(item: _Parsed, f: FieldSpec, raw: Any, lang: str,
             item.values[f.name] = None
     else:
         try:
-            item.values[f.name] = parse_cell(raw, f, app_zone())  # typed in the app's zone
+            item.values[f.name] = parse_cell(raw, f, zone)
         except CellError as exc:
             item.reasons.append(f"{f.label.get(lang)}: {gettext(exc.message, **exc.params)}")
 

@@ -9,7 +9,6 @@ Email through email-validator, URL) run against a one-value stand-in field.
 from __future__ import annotations
 
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from flask_babel import LazyString
@@ -51,8 +50,28 @@ def _range_message(f: FieldSpec) -> LazyString:
     return lazy_text(N_("Must be at most %(max)s."), max=f.max)
 
 
-@lru_cache(maxsize=4096)
 def field_checks(f: FieldSpec) -> tuple[Any, ...]:
+    """Return the WTForms validators of a field's options (required is separate).
+
+    Built once per field object: kept by identity, since hashing a FieldSpec
+    (a frozen dataclass, field by field) costs more than most checks.
+    """
+    hit = _CHECKS.get(id(f))
+    if hit is None or hit[0] is not f:
+        if len(_CHECKS) >= 4096:  # specs replaced many times (designer reloads)
+            _CHECKS.clear()
+            _TEXT_VERDICTS.clear()  # keyed by the ids of the fields held here
+        hit = _CHECKS[id(f)] = (f, _build_checks(f))
+    return hit[1]
+
+
+_CHECKS: dict[int, tuple[FieldSpec, tuple[Any, ...]]] = {}
+# (field, text) -> the messages its checks gave (lazy: translated when read); bounded
+_TEXT_VERDICTS: dict[tuple[int, str], tuple[Any, ...]] = {}
+TEXT_VERDICTS_MAX = 20_000
+
+
+def _build_checks(f: FieldSpec) -> tuple[Any, ...]:
     """Return the WTForms validators of a field's options (required is separate)."""
     result: list[Any] = []
     length = f.max_length or f.length
@@ -65,7 +84,9 @@ def field_checks(f: FieldSpec) -> tuple[Any, ...]:
         result.append(validators.Regexp(
             f.pattern, message=lazy_text(N_("Does not match the required format."))))
     if f.type == "email":
-        result.append(validators.Email(message=lazy_text(N_("Not a valid email address."))))
+        # syntax only: no DNS lookup per address (WTForms' default, said here on purpose)
+        result.append(validators.Email(message=lazy_text(N_("Not a valid email address.")),
+                                       check_deliverability=False))
     if f.type == "phone":
         result.append(validators.Regexp(
             PHONE_PATTERN, message=lazy_text(N_("Not a valid phone number."))))
@@ -85,13 +106,31 @@ def check_value(f: FieldSpec, value: Any) -> list[str]:
         problem = decimal_problem(f, value)
         if problem:
             return [problem]
-    reasons: list[str] = []
-    for validator in field_checks(f):
+    checks = field_checks(f)
+    if not checks:
+        return []
+    if not isinstance(value, str):
+        return [str(m) for m in _run_checks(checks, value)]
+    # A text's verdict depends on the text only: an import checks each distinct
+    # value of a column once (e-mail syntax is the costly one).
+    key = (id(f), value)
+    found = _TEXT_VERDICTS.get(key)
+    if found is None:
+        if len(_TEXT_VERDICTS) >= TEXT_VERDICTS_MAX:
+            _TEXT_VERDICTS.clear()  # bounded: memory stays flat whatever the file's size
+        found = _TEXT_VERDICTS[key] = _run_checks(checks, value)
+    return [str(m) for m in found]
+
+
+def _run_checks(checks: tuple[Any, ...], value: Any) -> tuple[Any, ...]:
+    """The messages (lazy) of the checks `value` fails."""
+    messages: list[Any] = []
+    for validator in checks:
         try:
             validator(None, _Value(value))
         except (validators.ValidationError, validators.StopValidation) as exc:
-            reasons.append(str(exc.args[0]) if exc.args else str(exc))
-    return reasons
+            messages.append(exc.args[0] if exc.args else str(exc))
+    return tuple(messages)
 
 
 def decimal_problem(f: FieldSpec, value: Decimal) -> str | None:
