@@ -18,6 +18,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from app.i18n import N_
 from app.schema.checks import GROUPABLE
 from app.schema.spec import ACTIONS, DATE_TYPES, FIELD_TYPES, MEASURES, NUMERIC_TYPES
 
@@ -39,7 +40,16 @@ VIEW_KEYS = {"kanban": ("group_by", "card"), "calendar": ("date", "title", "end"
 
 
 class EditError(ValueError):
-    """An edit that cannot be made (unknown entity, bad name); the message says which."""
+    """An edit that cannot be made (unknown entity, bad name); the message says which.
+
+    `message` is a msgid with `%(name)s` placeholders and `params` their values, so
+    the page shows it in the admin's language; `str()` is the English text.
+    """
+
+    def __init__(self, message: str, **params: Any) -> None:
+        super().__init__(message % params if params else message)
+        self.message = message
+        self.params = params
 
 
 def _yaml() -> YAML:
@@ -53,7 +63,7 @@ def load(text: str) -> CommentedMap:
     """Parse a schema text into a round-trip document (comments and order kept)."""
     doc = _yaml().load(text)
     if not isinstance(doc, CommentedMap):
-        raise EditError("the schema text is not a mapping")
+        raise EditError(N_("the schema text is not a mapping"))
     return doc
 
 
@@ -75,7 +85,8 @@ def check_name(name: str) -> str:
     """Return `name` if it is a valid key (lower case, digits, underscores), else raise."""
     name = (name or "").strip()
     if not NAME_RE.match(name):
-        raise EditError(f"'{name}' is not a valid name: use a-z, 0-9 and _, starting with a letter")
+        raise EditError(N_("'%(name)s' is not a valid name: use a-z, 0-9 and _, starting with a "
+                            "letter"), name=name)
     return name
 
 
@@ -111,7 +122,7 @@ def entity(doc: CommentedMap, name: str) -> CommentedMap:
     """The entity's mapping, or EditError."""
     found = entities(doc).get(name)
     if not isinstance(found, CommentedMap):
-        raise EditError(f"no entity '{name}'")
+        raise EditError(N_("no entity '%(name)s'"), name=name)
     return found
 
 
@@ -121,7 +132,7 @@ def add_entity(doc: CommentedMap, name: str, label_en: str, label_zh: str,
     name = check_name(name)
     title = check_name(title or "name")
     if name in entities(doc):
-        raise EditError(f"entity '{name}' exists")
+        raise EditError(N_("entity '%(name)s' exists"), name=name)
     body = CommentedMap()
     body["label"] = label(label_en, label_zh)
     if menu_en or menu_zh:
@@ -213,7 +224,7 @@ def set_field(doc: CommentedMap, entity_name: str, name: str, options: Mapping[s
     """
     name = check_name(name)
     if options.get("type") not in FIELD_TYPES and options.get("type") is not None:
-        raise EditError(f"unknown field type '{options.get('type')}'")
+        raise EditError(N_("unknown field type '%(type)s'"), type=options.get("type"))
     all_fields = fields(doc, entity_name)
     clean = _clean_options(options)
     old = all_fields.get(name)
@@ -230,7 +241,7 @@ def set_field(doc: CommentedMap, entity_name: str, name: str, options: Mapping[s
 def rename_field_label(doc: CommentedMap, entity_name: str, name: str, en: str, zh: str) -> None:
     field_map = fields(doc, entity_name).get(name)
     if not isinstance(field_map, CommentedMap):
-        raise EditError(f"no field '{entity_name}.{name}'")
+        raise EditError(N_("no field '%(name)s'"), name=f"{entity_name}.{name}")
     field_map["label"] = label(en, zh)
 
 
@@ -238,7 +249,7 @@ def remove_field(doc: CommentedMap, entity_name: str, name: str) -> None:
     """Remove a field and its mentions in the entity's list settings and import key."""
     all_fields = fields(doc, entity_name)
     if name not in all_fields:
-        raise EditError(f"no field '{entity_name}.{name}'")
+        raise EditError(N_("no field '%(name)s'"), name=f"{entity_name}.{name}")
     del all_fields[name]
     body = entity(doc, entity_name)
     for key in LIST_SETTINGS:
@@ -270,7 +281,7 @@ def _chart_uses(chart: Any, field_name: str) -> bool:
 def _choices(doc: CommentedMap, entity_name: str, field_name: str) -> CommentedMap:
     field_map = fields(doc, entity_name).get(field_name)
     if not isinstance(field_map, CommentedMap):
-        raise EditError(f"no field '{entity_name}.{field_name}'")
+        raise EditError(N_("no field '%(name)s'"), name=f"{entity_name}.{field_name}")
     if not isinstance(field_map.get("choices"), CommentedMap):
         field_map["choices"] = CommentedMap()
     return field_map["choices"]
@@ -286,7 +297,7 @@ def set_choice(doc: CommentedMap, entity_name: str, field_name: str, key: str, e
 def remove_choice(doc: CommentedMap, entity_name: str, field_name: str, key: str) -> None:
     choices = _choices(doc, entity_name, field_name)
     if key not in choices:
-        raise EditError(f"no choice '{key}'")
+        raise EditError(N_("no choice '%(name)s'"), name=key)
     del choices[key]
 
 
@@ -308,7 +319,7 @@ def reorder_choices(doc: CommentedMap, entity_name: str, field_name: str,
 def set_list_setting(doc: CommentedMap, entity_name: str, key: str, values: list[str]) -> None:
     """Set `list`, `search`, `filters`, `order` or `children`; an empty list removes it."""
     if key not in LIST_SETTINGS:
-        raise EditError(f"unknown list setting '{key}'")
+        raise EditError(N_("unknown list setting '%(name)s'"), name=key)
     body = entity(doc, entity_name)
     values = [v for v in (str(v).strip() for v in values) if v]
     if values:
@@ -335,14 +346,25 @@ def set_chart(doc: CommentedMap, entity_name: str, chart: Mapping[str, Any]) -> 
         add_chart(doc, entity_name, chart)
 
 
-def remove_chart(doc: CommentedMap, entity_name: str, name: str) -> None:
-    """Remove a chart and the dashboard tiles that show it."""
+def remove_chart(doc: CommentedMap, entity_name: str, name: str,
+                 index: int | None = None) -> None:
+    """Remove a chart and the dashboard tiles that show it.
+
+    With `index`, only the chart at that place goes when it has that name (one of
+    two charts given the same name, SD-E166); the tiles stay while a chart of the
+    name remains.
+    """
     body = entity(doc, entity_name)
     charts = body.get("charts") or []
-    for item in [c for c in charts if isinstance(c, Mapping) and c.get("name") == name]:
-        charts.remove(item)
+    places = [i for i, c in enumerate(charts) if isinstance(c, Mapping) and c.get("name") == name]
+    if index is not None and index in places:
+        places = [index]
+    for place in reversed(places):
+        del charts[place]
     if not charts and "charts" in body:
         del body["charts"]
+    if any(isinstance(c, Mapping) and c.get("name") == name for c in charts):
+        return
     ref = f"{entity_name}.{name}"
     for items in (doc.get("dashboards") or {}).values():
         if isinstance(items, list):
@@ -382,7 +404,7 @@ def _chart_index(charts: list[Any], name: str) -> int:
     for index, old in enumerate(charts):
         if isinstance(old, Mapping) and old.get("name") == name:
             return index
-    raise EditError(f"no chart '{name}'")
+    raise EditError(N_("no chart '%(name)s'"), name=name)
 
 
 def add_chart(doc: CommentedMap, entity_name: str, chart: Mapping[str, Any]) -> None:
@@ -417,7 +439,7 @@ def set_view(doc: CommentedMap, entity_name: str, kind: str,
     empty ones are left out.
     """
     if kind not in VIEW_KEYS:
-        raise EditError(f"unknown view '{kind}'")
+        raise EditError(N_("unknown view '%(name)s' (kanban or calendar)"), name=kind)
     body = entity(doc, entity_name)
     views = body.get("views")
     if options:
@@ -449,11 +471,11 @@ def _dashboard(doc: CommentedMap, name: str, create: bool = False) -> CommentedS
     boards = doc.get("dashboards")
     if not isinstance(boards, CommentedMap):
         if not create:
-            raise EditError(f"no dashboard '{name}'")
+            raise EditError(N_("no dashboard '%(name)s'"), name=name)
         doc["dashboards"] = boards = CommentedMap()
     if not isinstance(boards.get(name), list):
         if not create:
-            raise EditError(f"no dashboard '{name}'")
+            raise EditError(N_("no dashboard '%(name)s'"), name=name)
         boards[check_name(name)] = CommentedSeq()
     return boards[name]
 
@@ -467,7 +489,7 @@ def add_dashboard_item(doc: CommentedMap, name: str, item: Mapping[str, Any]) ->
     """
     kind = "chart" if item.get("chart") else "kpi" if item.get("kpi") else None
     if kind is None:
-        raise EditError("a dashboard item needs a chart or a KPI")
+        raise EditError(N_("a dashboard item needs a chart or a KPI"))
     values: dict[str, Any] = {kind: str(item[kind]).strip()}
     raw_label = item.get("label")
     if isinstance(raw_label, Mapping):
@@ -481,7 +503,8 @@ def remove_dashboard_item(doc: CommentedMap, name: str, index: int) -> None:
     """Remove the item at `index` (0-based) of dashboard `name`."""
     items = _dashboard(doc, name)
     if not 0 <= index < len(items):
-        raise EditError(f"dashboard '{name}' has no item {index + 1}")
+        raise EditError(N_("dashboard '%(name)s' has no item %(number)s"), name=name,
+                            number=index + 1)
     del items[index]
 
 
@@ -492,7 +515,8 @@ def move_dashboard_item(doc: CommentedMap, name: str, index: int, offset: int) -
     """
     items = _dashboard(doc, name)
     if not 0 <= index < len(items):
-        raise EditError(f"dashboard '{name}' has no item {index + 1}")
+        raise EditError(N_("dashboard '%(name)s' has no item %(number)s"), name=name,
+                            number=index + 1)
     other = index + offset
     if offset not in (-1, 1) or not 0 <= other < len(items):
         return
@@ -525,7 +549,7 @@ TOP_LEVEL_PARTS = ("dashboards", "reminders", "webhooks")
 def replace_top_level(doc: CommentedMap, key: str, yaml_text: str) -> None:
     """Replace a top-level part (dashboards, reminders, webhooks) by a snippet; empty removes it."""
     if key not in TOP_LEVEL_PARTS:
-        raise EditError(f"'{key}' is not edited as a part")
+        raise EditError(N_("'%(name)s' is not edited as a part"), name=key)
     value = _yaml().load(yaml_text) if yaml_text.strip() else None
     if value in (None, [], {}):
         if key in doc:
@@ -546,7 +570,7 @@ def roles(doc: CommentedMap) -> CommentedMap:
 def role(doc: CommentedMap, name: str) -> CommentedMap:
     found = roles(doc).get(name)
     if not isinstance(found, CommentedMap):
-        raise EditError(f"no role '{name}'")
+        raise EditError(N_("no role '%(name)s'"), name=name)
     return found
 
 
@@ -554,7 +578,7 @@ def add_role(doc: CommentedMap, name: str, label_en: str, label_zh: str) -> None
     """Add a role with no grants yet."""
     name = check_name(name)
     if name in roles(doc):
-        raise EditError(f"role '{name}' exists")
+        raise EditError(N_("role '%(name)s' exists"), name=name)
     body = CommentedMap()
     body["label"] = label(label_en, label_zh)
     body["grants"] = CommentedMap()
@@ -591,7 +615,7 @@ def set_row_rule(doc: CommentedMap, name: str, entity_name: str, path: str, oper
     """Set a role's row rule (data scope): `{path: value}` or `{path: {op: value}}`."""
     body = role(doc, name)
     if operator not in ROW_OPERATORS:
-        raise EditError(f"unknown operator '{operator}'")
+        raise EditError(N_("unknown operator '%(name)s'"), name=operator)
     if not isinstance(body.get("rows"), CommentedMap):
         body["rows"] = CommentedMap()
     rule = value if operator == "eq" else _flow({operator: value})

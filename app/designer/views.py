@@ -106,7 +106,7 @@ def _edit(change: Any, *args: Any, **kwargs: Any) -> bool:
     try:
         save_draft(editor.edit(draft_text(), change, *args, **kwargs))
     except editor.EditError as exc:
-        flash(str(exc), "danger")
+        flash(gettext(exc.message, **exc.params), "danger")
         return False
     except Exception as exc:  # noqa: BLE001 - a YAML snippet the admin typed may not parse
         flash(gettext(N_("Could not read that: %(error)s"), error=str(exc).splitlines()[0]),
@@ -476,7 +476,8 @@ class DesignerView(BaseView):
     @expose("/entity/<entity_name>/charts/<chart_name>/remove", methods=["POST"])
     @has_access
     def remove_chart(self, entity_name: str, chart_name: str) -> Any:
-        _edit(editor.remove_chart, entity_name, chart_name)
+        index = request.form.get("index", type=int)
+        _edit(editor.remove_chart, entity_name, chart_name, index)
         return redirect(url_for(".entity", entity_name=entity_name) + "#charts")
 
     @expose("/entity/<entity_name>/views/<kind>", methods=["POST"])

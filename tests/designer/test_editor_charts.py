@@ -126,6 +126,10 @@ def test_refused_chart_choices_are_named_by_the_checker_at_the_chart(name, text)
     editor.add_chart(doc, entity.name, new_chart(entity) | {"name": existing})
     assert ("SD-E166", f"entities.{entity.name}.charts[{count}]") in problems_at(
         editor.dump(doc), name)
+    editor.add_dashboard_item(doc, "home", {"chart": f"{entity.name}.{existing}"})
+    editor.remove_chart(doc, entity.name, existing, count)  # the duplicate's row
+    assert errors_of(editor.dump(doc), name) == []
+    assert editor.dump(doc).count(f"chart: {entity.name}.{existing}}}") >= 1  # tile kept
     doc = editor.load(text)
     many = next((f.name for f in entity.fields if f.is_many or f.encrypted), None)
     editor.add_chart(doc, entity.name, {"name": "bad", "type": "pie",
