@@ -129,6 +129,16 @@ def shown_value(f: FieldSpec, value: Any, lang: str, masked: Any, for_csv: bool)
     return neutralise(value) if isinstance(value, str) else value
 
 
+def _among(column: Any, values: list[Any]) -> Any:
+    """`column IN (values)`; on PostgreSQL one array parameter (`= ANY(:values)`), which
+    psycopg sends without parsing a thousand placeholders."""
+    if state().db.engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return column == sa.any_(sa.bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(values)
+
+
 class _Titles:
     """Titles of the records an export batch refers to: one SELECT per relation and batch.
 
@@ -151,10 +161,11 @@ class _Titles:
             if f.type == "user":
                 users = self.st.models.metadata.tables["ab_user"]
                 known.update(self.session.execute(
-                    sa.select(users.c.id, users.c.username).where(users.c.id.in_(part))).all())
+                    sa.select(users.c.id, users.c.username).where(_among(users.c.id, part))
+                ).all())
                 continue
             model = self.st.models.model(str(f.to))
-            for obj in self.session.query(model).filter(model.id.in_(part)):
+            for obj in self.session.query(model).filter(_among(model.id, part)):
                 known[obj.id] = str(obj)
         return known
 
@@ -163,7 +174,7 @@ class _Titles:
         assoc = self.st.models.m2m_tables[(self.entity.name, f.name)]
         left, right = list(assoc.c)
         pairs = self.session.execute(
-            sa.select(left, right).where(left.in_(ids)).order_by(left, right)).all()
+            sa.select(left, right).where(_among(left, ids)).order_by(left, right)).all()
         titles = self.lookup(f, {p[1] for p in pairs})
         joined: dict[Any, list[str]] = {}
         for owner, target in pairs:
@@ -171,28 +182,77 @@ class _Titles:
         return {owner: ", ".join(names) for owner, names in joined.items()}
 
 
-def _rows_of_batch(batch: list[Any], fields: list[FieldSpec], titles: _Titles, lang: str,
-                   masked: Any, for_csv: bool) -> Iterator[list[Any]]:
-    """Turn a batch of Core rows into export rows (relations' titles looked up at once)."""
-    names: dict[str, dict[Any, str]] = {}
-    ids = [row.id for row in batch]
+TEXT_TYPES = frozenset({"string", "text", "email", "phone", "url"})
+NUMBER_TYPES = frozenset({"integer", "decimal", "float"})
+
+
+def _text_cell(value: Any) -> Any:
+    return "" if value is None else neutralise(value) if isinstance(value, str) else value
+
+
+def _number_text(value: Any) -> Any:
+    return "" if value is None else str(value) if isinstance(value, (int, Decimal, float)) \
+        and not isinstance(value, bool) else value
+
+
+def _number_cell(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def cell_function(f: FieldSpec, lang: str, masked: Any, for_csv: bool) -> Callable[[Any], Any]:
+    """`shown_value` for one field, settled once per export: the common cases (text and
+    numbers nobody masks) skip its per-cell type tests; every other field calls it."""
+    if not (masked is not None and f.sensitive):
+        if f.type in TEXT_TYPES:
+            return _text_cell
+        if f.type in NUMBER_TYPES:
+            return _number_text if for_csv else _number_cell
+        if f.type == "enum":
+            labels = {c.key: neutralise(f.choice_label(c.key, lang)) for c in f.choices}
+            return lambda value: "" if value is None else labels.get(value) or shown_value(
+                f, value, lang, masked, for_csv)
+
+    def cell(value: Any) -> Any:
+        return shown_value(f, value, lang, masked, for_csv)
+
+    return cell
+
+
+Plan = list[tuple[FieldSpec, str, int, Callable[[Any], Any]]]
+
+
+def _plan(fields: list[FieldSpec], columns: list[str], lang: str, masked: Any,
+          for_csv: bool) -> Plan:
+    """Per field: how its value is found in a row (the position of its column, its foreign
+    key's, or the id's for a many-to-many) and how it is shown."""
+    plan = []
     for f in fields:
-        if f.is_many:
-            names[f.name] = titles.many(f, ids)
-        elif f.is_foreign_key:
-            found = titles.lookup(f, {getattr(row, f.column_name) for row in batch})
-            names[f.name] = found
+        kind = "many" if f.is_many else "key" if f.is_foreign_key else "column"
+        position = columns.index("id" if f.is_many else f.column_name)
+        plan.append((f, kind, position, cell_function(f, lang, masked, for_csv)))
+    return plan
+
+
+def _rows_of_batch(batch: list[Any], plan: Plan, id_at: int, titles: _Titles
+                   ) -> Iterator[list[Any]]:
+    """Turn a batch of Core rows into export rows (relations' titles looked up at once)."""
+    names: dict[int, dict[Any, str]] = {}
+    ids = [row[id_at] for row in batch]
+    for f, kind, at, _cell in plan:
+        if kind == "many":
+            names[at] = titles.many(f, ids)
+        elif kind == "key":
+            names[at] = titles.lookup(f, {row[at] for row in batch})
     for row in batch:
         cells = []
-        for f in fields:
-            if f.is_many:
-                value: Any = names[f.name].get(row.id, "")
-            elif f.is_foreign_key:
-                ref = getattr(row, f.column_name)
-                value = None if ref is None else names[f.name].get(ref)
+        for _f, kind, at, cell in plan:
+            if kind == "column":
+                cells.append(cell(row[at]))
+            elif kind == "key":
+                ref = row[at]
+                cells.append(cell(None if ref is None else names[at].get(ref)))
             else:
-                value = getattr(row, f.column_name)
-            cells.append(shown_value(f, value, lang, masked, for_csv))
+                cells.append(cell(names[at].get(row[at], "")))
         yield cells
 
 
@@ -228,14 +288,16 @@ def iter_rows(entity_name: str, args: dict[str, Any] | None = None, lang: str | 
         lookups = Session(bind=st.db.engine)
         titles = _Titles(lookups, entity)
         try:
+            columns = [c.name for c in table.c]
+            plan, id_at = _plan(fields, columns, lang, masked, for_csv), columns.index("id")
             batch: list[Any] = []
             for row in query:
                 batch.append(row)
                 if len(batch) >= BATCH:
-                    yield from _rows_of_batch(batch, fields, titles, lang, masked, for_csv)
+                    yield from _rows_of_batch(batch, plan, id_at, titles)
                     batch = []
             if batch:
-                yield from _rows_of_batch(batch, fields, titles, lang, masked, for_csv)
+                yield from _rows_of_batch(batch, plan, id_at, titles)
         finally:
             lookups.close()
             session.close()
