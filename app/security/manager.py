@@ -163,6 +163,16 @@ class SchemaDeskSecurityManager(SecurityManager):
 
         if not has_request_context():
             return super()._has_view_access(user, permission_name, view_name)
+        cache = g.setdefault("_sd_access", {})
+        uid = getattr(user, "id", None)
+        answer = cache.get((uid, permission_name, view_name))
+        if answer is None:
+            answer = cache[uid, permission_name, view_name] = self._request_access(
+                cache, user, permission_name, view_name)
+        return answer
+
+    def _request_access(self, cache: dict[Any, Any], user: object, permission_name: str,
+                        view_name: str) -> bool:
         roles = self.get_user_roles(user)
         if any(
             role.name in self.builtin_roles
@@ -171,7 +181,6 @@ class SchemaDeskSecurityManager(SecurityManager):
         ):
             return True
         key = ("_sd_perms", getattr(user, "id", None))
-        cache = g.setdefault("_sd_access", {})
         if key not in cache:
             role_ids = [role.id for role in roles if role.name not in self.builtin_roles]
             cache[key] = self._permission_pairs(role_ids)
