@@ -113,6 +113,9 @@ def insert_chunk(session: Session, entity: EntitySpec, table: sa.Table, m2m: dic
     """Insert new rows with their keys, links and audit entries; return their ids."""
     if not rows:
         return []
+    # copies: a chunk written again (rows outside the user's reach dropped, after a
+    # rollback) must seal its values anew, under keys that exist
+    rows = [dict(row) for row in rows]
     settled = rollups.before_bulk_insert(session, entity.name, rows)
     keys, clear, made = seal_rows(entity, rows)
     ids = insert_returning(session, table, rows)
