@@ -53,14 +53,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`python run.py` on a free port with a fresh SQLite instance; yields its URL."""
-    instance = tmp_path_factory.mktemp("e2e")
+def start_console(instance: Path, **env_overrides: str
+                  ) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
+    """Start `python run.py` on a free port with a fresh SQLite instance (no Redis);
+    return the process, its URL and its environment once /login/ answers."""
     port = free_port()
-    env = dict(
-        os.environ, INSTANCE_PATH=str(instance), ADMIN_PASSWORD=E2E_PASSWORD, RATELIMIT_ENABLED="0"
-    )
+    env = dict(os.environ, INSTANCE_PATH=str(instance), ADMIN_PASSWORD=E2E_PASSWORD,
+               RATELIMIT_ENABLED="0", **env_overrides)
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
     proc = subprocess.Popen(
@@ -75,15 +74,19 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     while time.time() < deadline:
         try:
             urllib.request.urlopen(url + "/login/", timeout=2)
-            break
+            return proc, url, env
         except OSError:
             if proc.poll() is not None:
-                output = proc.stdout.read().decode() if proc.stdout else "run.py died"
-                raise RuntimeError(output) from None
+                raise RuntimeError(proc.stdout.read().decode() if proc.stdout else "died") from None
             time.sleep(0.3)
-    else:
-        proc.kill()
-        raise RuntimeError("run.py did not start in 90 s")
+    proc.kill()
+    raise RuntimeError("run.py did not start in 90 s")
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python run.py` on a free port with a fresh SQLite instance; yields its URL."""
+    proc, url, _env = start_console(tmp_path_factory.mktemp("e2e"))
     yield url
     proc.terminate()
     proc.wait(timeout=10)

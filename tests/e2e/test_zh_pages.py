@@ -14,13 +14,10 @@ One live server per schema (fresh SQLite instance, `demo seed`); the session bro
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +26,7 @@ from typing import Any
 import pytest
 
 from app.schema.loader import load_spec
-from tests.e2e.conftest import E2E_PASSWORD, ROOT, free_port, sign_in_page
+from tests.e2e.conftest import E2E_PASSWORD, ROOT, sign_in_page, start_console
 
 pytestmark = pytest.mark.e2e
 
@@ -222,36 +219,7 @@ def _seed(env: dict[str, str]) -> str:
 
 
 def _start(schema: Path, instance: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
-    port = free_port()
-    env = dict(
-        os.environ,
-        INSTANCE_PATH=str(instance),
-        ADMIN_PASSWORD=E2E_PASSWORD,
-        RATELIMIT_ENABLED="0",
-        SCHEMA_PATH=str(schema),
-        LANG="en_US.UTF-8",
-    )
-    env.pop("DATABASE_URL", None)
-    env.pop("REDIS_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "run.py", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/login/", timeout=2)
-            return proc, url, env
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stdout.read().decode() if proc.stdout else "died") from None
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("run.py did not start in 90 s")
+    return start_console(instance, SCHEMA_PATH=str(schema), LANG="en_US.UTF-8")
 
 
 def record_values(spec: Any, database: Path) -> set[str]:
