@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -62,6 +63,7 @@ class SchemaReloader:
         # Requests running per app, and the swapped-out apps waiting for theirs to end.
         self._running: dict[Flask, int] = {}
         self._retiring: list[Flask] = []
+        self._released: weakref.WeakSet[Flask] = weakref.WeakSet()
         self._count_lock = threading.Lock()
 
     @property
@@ -77,9 +79,10 @@ class SchemaReloader:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
         app = self.current()
+        while app is not None and not self._enter(app):
+            app = self.current()  # swapped and released between the two: take the new one
         if app is None:
             return self._updating(environ, start_response)
-        self._enter(app)
         try:
             body = app(environ, start_response)
         except BaseException:
@@ -92,9 +95,13 @@ class SchemaReloader:
         """Swapped-out apps still finishing requests."""
         return len(self._retiring)
 
-    def _enter(self, app: Flask) -> None:
+    def _enter(self, app: Flask) -> bool:
+        """Count a request on `app`; False if `app` was already released."""
         with self._count_lock:
+            if app in self._released:
+                return False
             self._running[app] = self._running.get(app, 0) + 1
+            return True
 
     def _leave(self, app: Flask) -> None:
         with self._count_lock:
@@ -103,6 +110,7 @@ class SchemaReloader:
             if done:
                 self._retiring.remove(app)
                 del self._running[app]
+                self._released.add(app)
         if done:
             _retire(app)
 
@@ -114,6 +122,7 @@ class SchemaReloader:
                 self._retiring.append(old)
             else:
                 self._running.pop(old, None)
+                self._released.add(old)
         if not busy:
             _retire(old)
 

@@ -219,3 +219,35 @@ def test_the_old_app_is_released_when_its_last_request_ends(crm_pg):
         apply_change(text, author="admin", comment="no wechat", confirmations=["wechat"])
     assert reloader.check_now() and reloader.retiring == 0
     assert not new.extensions.get("schemadesk_listeners")
+
+
+def test_a_request_that_picked_the_old_app_just_before_its_release_takes_the_new_one(crm_pg):
+    """current() handed out the old app, then the swap released it: the request must not
+    run on a released app (its audit listeners are gone) but on the new one."""
+    from werkzeug.test import EnvironBuilder
+
+    app, _url, _tmp = crm_pg
+    reloader = SchemaReloader(app=app, interval=3600.0)
+    with app.app_context():
+        text = current_version().yaml_text.replace(REMARK, REMARK + WECHAT)
+        apply_change(text, author="admin", comment="wechat")
+    real_current = reloader.current
+    calls = []
+
+    def current_then_swap():  # the swap lands between current() and the request's count
+        got = real_current()
+        if not calls:
+            calls.append(got)
+            reloader.check_now()
+        return got
+
+    reloader.current = current_then_swap
+    statuses = []
+    body = reloader(EnvironBuilder(path="/login/").get_environ(),
+                    lambda status, headers, exc_info=None: statuses.append(status))
+    b"".join(body)
+    body.close()
+    assert calls == [app] and reloader.app is not app and reloader.number == 2
+    assert not app.extensions.get("schemadesk_listeners")  # the old app was released...
+    assert statuses == ["200 OK"] and reloader.retiring == 0
+    assert reloader.app.extensions.get("schemadesk_listeners")  # ...the request ran on the new
