@@ -36,7 +36,7 @@ def sign_in_page(page: Any, url: str, username: str, password: str,
     A `goto` straight after the click can cancel the login's own navigation on a busy machine
     (the session cookie never arrives), so the click waits for the navigation it starts.
     """
-    page.goto(f"{url}/login/")
+    page.goto(f"{url}/login/", timeout=90_000)  # a server's first page compiles templates
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     with page.expect_navigation(timeout=90_000):

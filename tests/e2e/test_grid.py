@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 import io
 import threading
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,9 @@ def grid_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     server = make_server("127.0.0.1", free_port(), app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", app
+    url = f"http://127.0.0.1:{server.server_port}"
+    urllib.request.urlopen(url + "/login/", timeout=120).read()  # first page: templates compiled
+    yield url, app
     server.shutdown()
     thread.join(timeout=10)
 
