@@ -27,7 +27,7 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 FIELD_OPTIONS = (
     "type", "to", "many", "on_delete", "max_length", "precision", "scale", "currency", "min",
     "max", "pattern", "required", "unique", "default", "readonly", "sensitive", "encrypted",
-    "label", "help", "choices",
+    "label", "help", "choices", "renamed_from",
 )
 FLAG_OPTIONS = ("required", "unique", "many", "readonly", "sensitive", "encrypted")
 LIST_SETTINGS = ("list", "search", "filters", "order", "children")
@@ -243,6 +243,214 @@ def rename_field_label(doc: CommentedMap, entity_name: str, name: str, en: str, 
     if not isinstance(field_map, CommentedMap):
         raise EditError(N_("no field '%(name)s'"), name=f"{entity_name}.{name}")
     field_map["label"] = label(en, zh)
+
+
+def rename_field(doc: CommentedMap, entity_name: str, old: str, new: str) -> None:
+    """Rename field `old` of an entity to `new`, keeping its place, its comment and its values.
+
+    The field gets `renamed_from: <old>` (unless it already says where it came from), so
+    the migration renames the column instead of dropping it. Every mention follows
+    (`Renamer`): the entity's list settings, title, import key, charts, views and
+    workflow; paths through relations in conditions, row rules, approvals, rollups and
+    reminders of any entity; KPIs on dashboards.
+    """
+    from app.schema.loader import check_text
+
+    new = check_name(new)
+    all_fields = fields(doc, entity_name)
+    if old not in all_fields:
+        raise EditError(N_("no field '%(name)s'"), name=f"{entity_name}.{old}")
+    if new in all_fields:
+        raise EditError(N_("%(entity)s already has a field '%(name)s'"),
+                        entity=entity_name, name=new)
+    spec, _problems = check_text(dump(doc), "schema.yaml")  # to follow relations
+    if old == "parent" and spec is not None and spec.entity(entity_name).tree_field is not None:
+        raise EditError(N_("a tree's link to its parent must be called 'parent'"))
+    position = list(all_fields).index(old)
+    options = all_fields[old]
+    comment = all_fields.ca.items.pop(old, None)
+    del all_fields[old]
+    all_fields.insert(position, new, options)
+    if comment is not None:
+        all_fields.ca.items[new] = comment
+    if isinstance(options, CommentedMap) and "renamed_from" not in options:
+        options["renamed_from"] = old
+    Renamer(spec, entity_name, old, new).document(doc)
+
+
+class Renamer:
+    """Rewrites every mention of one field in a schema document (see `rename_field`)."""
+
+    # entity keys whose values are lists of the entity's own field names
+    NAME_LISTS = ("list", "search", "filters", "order", "card")
+    NAME_KEYS = ("title", "import_key", "group_by", "date", "end", "field")
+
+    def __init__(self, spec: Any, entity_name: str, old: str, new: str) -> None:
+        self.spec, self.target, self.old, self.new = spec, entity_name, old, new
+
+    def document(self, doc: CommentedMap) -> None:
+        for name, body in entities(doc).items():
+            if isinstance(body, CommentedMap):
+                self.entity(name, body)
+        for role in (doc.get("roles") or {}).values():
+            rows = role.get("rows") if isinstance(role, Mapping) else None
+            for name, rule in (rows or {}).items():
+                rows[name] = self.condition(name, rule)
+        for reminder in doc.get("reminders") or []:
+            if isinstance(reminder, CommentedMap):
+                self.reminder(reminder)
+        for items in (doc.get("dashboards") or {}).values():
+            for item in items if isinstance(items, list) else []:
+                if isinstance(item, CommentedMap) and isinstance(item.get("kpi"), str):
+                    item["kpi"] = self.kpi(item["kpi"])
+
+    def path(self, entity_name: str | None, dotted: str) -> str:
+        """`a.b.c` read from `entity_name`, with the renamed hop replaced."""
+        hops = dotted.split(".")
+        current = entity_name
+        for i, hop in enumerate(hops):
+            if current == self.target and hop == self.old:
+                hops[i] = self.new
+            entity = self._entity(current)
+            found = next((f for f in entity.fields if f.name == hop), None) if entity else None
+            current = found.to if found is not None and found.is_relation else None
+        return ".".join(hops)
+
+    def condition(self, entity_name: str | None, node: Any) -> Any:
+        """A condition's keys are paths from `entity_name`; `and`/`or` hold conditions."""
+        if isinstance(node, CommentedSeq):
+            for i, item in enumerate(node):
+                node[i] = self.condition(entity_name, item)
+        elif isinstance(node, CommentedMap):
+            for key in list(node):
+                value = node[key]
+                if key in ("and", "or"):
+                    node[key] = self.condition(entity_name, value)
+                    continue
+                node[key] = value = self.operand(value)
+                renamed = self.path(entity_name, str(key))
+                if renamed != key:
+                    position = list(node).index(key)
+                    del node[key]
+                    node.insert(position, renamed, value)
+        return node
+
+    def operand(self, value: Any) -> Any:
+        """`$me.<path>` in a comparison is a path from the signed-in user's own record."""
+        if isinstance(value, str) and value.startswith("$me."):
+            me = getattr(self.spec, "me_entity", None)
+            return "$me." + self.path(me, value[4:])
+        if isinstance(value, CommentedMap):
+            for op in list(value):
+                value[op] = self.operand(value[op])
+        elif isinstance(value, CommentedSeq):
+            for i, item in enumerate(value):
+                value[i] = self.operand(item)
+        return value
+
+    def entity(self, name: str, body: CommentedMap) -> None:
+        own = name == self.target
+        for key in (self.NAME_LISTS if own else ()):
+            items = body.get(key)
+            if isinstance(items, list):
+                for i, item in enumerate(items):
+                    items[i] = self._name(item)
+        for key in (self.NAME_KEYS if own else ()):
+            if isinstance(body.get(key), str):
+                body[key] = self._name(body[key])
+        for f in (body.get("fields") or {}).values():
+            if isinstance(f, CommentedMap):
+                self.field(name, f)
+        for chart in body.get("charts") or []:
+            if isinstance(chart, CommentedMap) and own:
+                self.chart(chart)
+        for view in (body.get("views") or {}).values():
+            if isinstance(view, CommentedMap) and own:
+                self._named(view)
+        if isinstance(body.get("workflow"), CommentedMap):
+            self.workflow(name, body["workflow"])
+        retention = body.get("retention")
+        if isinstance(retention, CommentedMap) and "when" in retention:
+            retention["when"] = self.condition(name, retention["when"])
+
+    def field(self, entity_name: str, f: CommentedMap) -> None:
+        for rule in f.get("classify") or []:
+            if isinstance(rule, CommentedMap) and "when" in rule:
+                rule["when"] = self.condition(entity_name, rule["when"])
+        of = f.get("of")
+        if isinstance(of, str):
+            child, _, source = of.partition(".")
+            if child == self.target and source == self.old:
+                f["of"] = f"{child}.{self.new}"
+            if "where" in f:
+                f["where"] = self.condition(child, f["where"])
+            if isinstance(f.get("via"), str) and child == self.target:
+                f["via"] = self._name(f["via"])
+
+    def chart(self, chart: CommentedMap) -> None:
+        if isinstance(chart.get("group_by"), str):
+            chart["group_by"] = self._name(chart["group_by"])
+        measure = chart.get("measure")
+        if isinstance(measure, CommentedMap):
+            for key in list(measure):
+                if isinstance(measure[key], str):
+                    measure[key] = self._name(measure[key])
+
+    def workflow(self, entity_name: str, flow: CommentedMap) -> None:
+        if entity_name == self.target and isinstance(flow.get("field"), str):
+            flow["field"] = self._name(flow["field"])
+        for step in flow.get("transitions") or []:
+            if not isinstance(step, CommentedMap):
+                continue
+            if entity_name == self.target and isinstance(step.get("requires"), list):
+                for i, item in enumerate(step["requires"]):
+                    step["requires"][i] = self._name(item)
+            if "when" in step:
+                step["when"] = self.condition(entity_name, step["when"])
+            approval = step.get("approval")
+            levels = approval.get("levels") if isinstance(approval, CommentedMap) else approval
+            if isinstance(approval, CommentedMap) and "when" in approval:
+                approval["when"] = self.condition(entity_name, approval["when"])
+            for level in levels if isinstance(levels, list) else []:
+                if isinstance(level, CommentedMap) and isinstance(level.get("by"), str):
+                    level["by"] = self.path(entity_name, level["by"])
+
+    def reminder(self, reminder: CommentedMap) -> None:
+        name = reminder.get("entity")
+        if name == self.target and isinstance(reminder.get("date"), str):
+            reminder["date"] = self._name(reminder["date"])
+        if isinstance(reminder.get("notify"), str):
+            reminder["notify"] = self.path(name, reminder["notify"])
+        for key in ("when", "after", "before"):
+            if isinstance(reminder.get(key), CommentedMap):
+                reminder[key] = self.condition(name, reminder[key])
+
+    def kpi(self, ref: str) -> str:
+        """`entity.sum:field` on a dashboard."""
+        if ref.startswith(f"{self.target}.") and ref.endswith(f":{self.old}"):
+            return ref[: -len(self.old)] + self.new
+        return ref
+
+    def _named(self, view: CommentedMap) -> None:
+        for key in self.NAME_KEYS:
+            if isinstance(view.get(key), str):
+                view[key] = self._name(view[key])
+        if isinstance(view.get("card"), list):
+            for i, item in enumerate(view["card"]):
+                view["card"][i] = self._name(item)
+
+    def _name(self, value: Any) -> Any:
+        """The field's own name, or `-name` (a descending order)."""
+        if not isinstance(value, str):
+            return value
+        for prefix in ("", "-"):
+            if value == prefix + self.old:
+                return prefix + self.new
+        return value
+
+    def _entity(self, name: str | None) -> Any:
+        return next((e for e in self.spec.entities if e.name == name), None) if (
+            self.spec is not None and name) else None
 
 
 def remove_field(doc: CommentedMap, entity_name: str, name: str) -> None:

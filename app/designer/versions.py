@@ -355,7 +355,7 @@ def _steps_for(spec: AppSpec) -> list[Step]:
 
     metadata = build_models(spec).metadata
     with state().db.engine.connect() as conn:
-        ops = _flatten(_compare(conn, metadata))
+        ops = _flatten(_compare(conn, metadata, spec))
         return [_step(op, conn) for op in ops]
 
 

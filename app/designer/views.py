@@ -348,6 +348,7 @@ class DesignerView(BaseView):
     } | {
         name: "update" for name in ("add_entity", "entity_settings", "entity_lists",
                                     "entity_part", "top_part", "remove_entity", "remove_field",
+                                    "rename_field",
                                     "save_chart", "remove_chart", "save_view", "remove_view",
                                     "add_dashboard_item", "remove_dashboard_item",
                                     "move_dashboard_item", "add_role",
@@ -543,6 +544,14 @@ class DesignerView(BaseView):
             problems=by_control.get(f"entities.{entity_name}.fields.{field_name}", []),
             editable=is_new or current.get("type") in FIELD_TYPES,
             title=gettext(N_("Designer")))
+
+    @expose("/entity/<entity_name>/field/<field_name>/rename", methods=["POST"])
+    @has_access
+    def rename_field(self, entity_name: str, field_name: str) -> Any:
+        new = (request.form.get("new_name") or "").strip()
+        if _edit(editor.rename_field, entity_name, field_name, new):
+            field_name = new
+        return redirect(url_for(".field", entity_name=entity_name, field_name=field_name))
 
     @expose("/entity/<entity_name>/field/<field_name>/remove", methods=["POST"])
     @has_access

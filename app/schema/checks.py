@@ -72,6 +72,7 @@ CODES: dict[str, str] = {
     "SD-E120": "on_delete: set_null on a required relation",
     "SD-E121": "default does not match the field type",
     "SD-E122": "unknown default locale",
+    "SD-E123": "renamed_from clashes with another field",
     "SD-E130": "list names a missing field",
     "SD-E131": "search names a missing or non-text field",
     "SD-E132": "filters names a missing field",
@@ -171,6 +172,7 @@ FIELD_KEYS = (
     "scale",
     "currency",
     "classify",  # enum set by rules: app/schema/rollups.py
+    "renamed_from",  # the field's earlier key: a rename keeps the column's values
 )
 ROLE_KEYS = ("label", "grants", "rows", "mfa")
 MFA_VALUES = ("optional", "required")
@@ -523,6 +525,7 @@ class Checker:
                 spec = self.field(fname, fnode, fpath, names, fields_node)
             if spec is not None:
                 fields.append(spec)
+        self.renames(fields, path, fields_node)
         field_names = [f.name for f in fields]
         column_names = field_names + list(SYSTEM_COLUMNS)
 
@@ -944,7 +947,8 @@ class Checker:
             default, default_ok = self.check_default(default, ftype, choices, path, node)
             ok = ok and default_ok
         currency, currency_ok = views_checks.check_currency(self, node, path)
-        if not ok or not currency_ok:
+        renamed_from, renamed_ok = self.renamed_from(node, path, ftype, many)
+        if not ok or not currency_ok or not renamed_ok:
             return None
         return FieldSpec(
             name=name,
@@ -970,7 +974,40 @@ class Checker:
             precision=precision if isinstance(precision, int) else 12,
             scale=scale if isinstance(scale, int) else 2,
             currency=currency,
+            renamed_from=renamed_from,
         )
+
+    def renamed_from(self, node: dict, path: str, ftype: str, many: bool
+                     ) -> tuple[str | None, bool]:
+        """`renamed_from: old_key`: the field's column is renamed from the old key's."""
+        if "renamed_from" not in node:
+            return None, True
+        value = node["renamed_from"]
+        if not isinstance(value, str) or not NAME_RE.match(value):
+            self.report("SD-E105", f"{path}.renamed_from",
+                        N_("'renamed_from' must be a field key (a-z, 0-9, _)"), node,
+                        "renamed_from")
+            return None, False
+        if ftype == "relation" and many:
+            self.report("SD-E114", f"{path}.renamed_from",
+                        N_("'%(option)s' does not apply to a %(type)s field"), node,
+                        "renamed_from", option="renamed_from", type="many-to-many")
+            return None, False
+        return value, True
+
+    def renames(self, fields: list[FieldSpec], path: str, fields_node: dict) -> None:
+        """Two fields cannot both be renamed from one key, nor a field from its own."""
+        seen: set[str] = set()
+        for f in fields:
+            old = f.renamed_from
+            if old is None:
+                continue
+            if old == f.name or old in seen:
+                self.report("SD-E123", f"{path}.fields.{f.name}.renamed_from",
+                            N_("'%(old)s' is this field's own key, or another field was "
+                               "renamed from it too"),
+                            fields_node.get(f.name), "renamed_from", old=old)
+            seen.add(old)
 
     def check_default(
         self, default: Any, ftype: str, choices: list[Choice], path: str, node: dict

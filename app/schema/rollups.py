@@ -53,7 +53,7 @@ CODES = {
     "SD-W022": "enum choice that no classify rule gives",
 }
 ROLLUP_KEYS = ("type", "label", "help", "of", "agg", "via", "where", "multiply", "scale",
-               "currency", "sensitive")
+               "currency", "sensitive", "renamed_from")
 RULE_KEYS = ("when", "value")
 # A rollup's provisional type until its source field is known (`with_rules`).
 PENDING = "decimal"
@@ -93,7 +93,8 @@ def rollup_field(checker: Any, name: str, node: dict, path: str) -> FieldSpec | 
                        N_("'%(option)s' must be a whole number, 0 or more"), node, "scale",
                        option="scale")
         ok = False
-    if not ok:
+    renamed_from, renamed_ok = checker.renamed_from(node, path, "rollup", False)
+    if not ok or not renamed_ok:
         return None
     child, _, source = of.partition(".")
     return FieldSpec(
@@ -108,6 +109,7 @@ def rollup_field(checker: Any, name: str, node: dict, path: str) -> FieldSpec | 
         currency=str(node["currency"]) if node.get("currency") else None,
         rollup=RollupSpec(child=child, field=source or "id", agg=agg, via="",
                           multiply=multiply),
+        renamed_from=renamed_from,
     )
 
 

@@ -114,6 +114,7 @@ class FieldSpec:
     currency: str | None = None  # ISO 4217 code of a money decimal (CNY -> ¥1,234.50)
     rollup: RollupSpec | None = None  # `type: rollup`: kept by app.records.rollups
     classify: tuple[ClassifyRule, ...] = ()  # an enum set by rules, first match wins
+    renamed_from: str | None = None  # the key it had: its column is renamed, values kept
 
     @property
     def computed(self) -> bool:

@@ -306,3 +306,32 @@ def test_refused_dashboard_tile_shows_its_code_on_its_row(designer_app, admin):
     assert refused(designer_app) and applied_text(designer_app) == before
     review = admin.get("/designer/review").get_data(as_text=True)
     assert "SD-E170" in review and "#dashboards" in review
+
+
+def test_field_key_renamed_from_its_form_and_reviewed_as_a_rename(designer_app, admin):
+    """The field page's rename form: the draft holds the new key with `renamed_from`, the
+    review says the column is renamed with its values kept, and nothing needs typing."""
+    spec = spec_of(designer_app)
+    entity = entity_with_groups(spec)
+    field = next(f for f in entity.fields if f.type == "enum" and not f.computed)
+    page = admin.get(f"/designer/entity/{entity.name}/field/{field.name}")
+    assert "修改键名" in page.get_data(as_text=True)
+    response = admin.post(f"/designer/entity/{entity.name}/field/{field.name}/rename",
+                          data={"new_name": f"{field.name}_new"})
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/field/{field.name}_new")
+    renamed = spec_of(designer_app).entity(entity.name)
+    assert not renamed.has_field(field.name)
+    assert next(f for f in renamed.fields if f.name == f"{field.name}_new"
+                ).renamed_from == field.name
+    review = admin.get("/designer/review").get_data(as_text=True)
+    assert f"将列 {entity.name}.{field.name} 改名为 {field.name}_new（保留数据）" in review
+    assert not refused(designer_app)
+    # a taken key is refused with a message, the draft unchanged
+    taken = next(f.name for f in renamed.fields if f.name != f"{field.name}_new")
+    before = draft(designer_app)
+    admin.post(f"/designer/entity/{entity.name}/field/{field.name}_new/rename",
+               data={"new_name": taken})
+    assert draft(designer_app) == before
+    assert admin.get(f"/designer/entity/{entity.name}/field/{field.name}/rename"
+                     ).status_code == 405

@@ -266,6 +266,12 @@ CASES: list[tuple[str, str, str, str]] = [
         "roles.operator.rows.customer.name.owner",
     ),
     (
+        "SD-E123",
+        "id_no: {type: string, encrypted: true,",
+        "id_no: {type: string, encrypted: true, renamed_from: id_no,",
+        "entities.customer.fields.id_no.renamed_from",
+    ),
+    (
         "SD-E159",
         "customer: {owner: $user}",
         "customer: {id_no: X1}",
