@@ -169,7 +169,21 @@ def with_renames(diff: list[Any], mapping: dict[str, dict[str, str]]) -> list[An
             renamed.add((op[2], new))
         else:
             out.append(op)
-    return [op for op in out if not (op[0] == "add_column" and (op[2], op[3].name) in renamed)]
+    return [_moved(op, renamed) for op in out
+            if not (op[0] == "add_column" and (op[2], op[3].name) in renamed)]
+
+
+def _moved(op: tuple, renamed: set[tuple[str, str]]) -> tuple:
+    """A constraint made again on renamed columns only (the old one goes with their old
+    names) holds what held before: ("move_constraint", constraint), not a new check."""
+    if op[0] != "add_constraint":
+        return op
+    constraint = op[1]
+    columns = [c.name for c in getattr(constraint, "columns", [])]
+    table = getattr(getattr(constraint, "table", None), "name", None)
+    if columns and all((table, c) in renamed for c in columns):
+        return ("move_constraint", constraint)
+    return op
 
 
 def _compare(conn: Any, metadata: Any = None, spec: Any = None) -> list[Any]:
@@ -242,6 +256,9 @@ def describe(op: tuple) -> tuple[str, bool]:
         index = op[1]
         text = N_("new index %(name)s") if kind == "add_index" else N_("drop index %(name)s")
         return gettext(text, name=index.name), False
+    if kind == "move_constraint":
+        return gettext(N_("constraint %(name)s on %(table)s follows the renamed column"),
+                       name=op[1].name or "", table=op[1].table.name), False
     if kind in ("add_constraint", "remove_constraint", "add_fk", "remove_fk"):
         constraint = op[1]
         text = (
@@ -338,13 +355,20 @@ def _renaming(mapping: dict[str, dict[str, str]]) -> Any:
         upgrade_steps: list[Any] = []
         for step in script.upgrade_ops.ops:
             upgrade_steps.extend(split(step) if isinstance(step, ops.ModifyTableOps) else [step])
+        # A blind index is keyed by the field's name: emptied, it is made again under the
+        # new name by `backfill_all`, which every upgrade and guarded apply runs after.
+        upgrade_steps += [ops.ExecuteSQLOp(f"UPDATE {op.table_name} SET {op.modify_name} = NULL")
+                          for step in upgrade_steps if isinstance(step, ops.ModifyTableOps)
+                          for op in step.ops if isinstance(op, ops.AlterColumnOp)
+                          and str(op.modify_name or "").endswith("__bi")]
         script.upgrade_ops.ops = upgrade_steps
         renamed = {id(step) for step in upgrade_steps if isinstance(step, ops.ModifyTableOps)
                    and step.ops and all(isinstance(op, ops.AlterColumnOp) and op.modify_name
                                         for op in step.ops)}
         # Renamed back first too: the other changes, undone, name the old columns.
         back = [backwards(step) for step in upgrade_steps if id(step) in renamed]
-        undo = [step.reverse() for step in reversed(upgrade_steps) if id(step) not in renamed]
+        undo = [step.reverse() for step in reversed(upgrade_steps)
+                if id(step) not in renamed and not isinstance(step, ops.ExecuteSQLOp)]
         script.downgrade_ops = ops.DowngradeOps(ops=back + undo)
 
     return process

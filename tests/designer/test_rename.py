@@ -112,3 +112,36 @@ def test_applied_rename_keeps_the_values(app_factory, backend) -> None:
         assert tuple(row) == ("留下的备注", "east")
         columns = {c["name"] for c in sa.inspect(state().db.engine).get_columns("customer")}
         assert {"memo", "area"} <= columns and not {"remark", "region"} & columns
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_sealed_lookup_field_renamed_keeps_its_value_and_its_blind_index(app_factory,
+                                                                            backend) -> None:
+    """customer.phone is sealed with a blind index and a unique constraint on it: both
+    columns are renamed, the constraint follows without a typed confirmation, and the
+    number is still read back and found by its whole value."""
+    from flask_login import login_user
+
+    from app import create_app
+    from app.records import records
+
+    app = app_factory(CRM, backend)
+    with app.test_request_context():
+        login_user(app.appbuilder.sm.find_user("admin"))
+        record_id = records("customer").create(
+            {"name": "电话改名客户", "kind": "company", "phone": "13800138000"}).id
+        state().db.session.commit()
+        text = renamed(current_version().yaml_text, "customer", "phone", "mobile")
+        change = plan_change(text)
+        assert change.confirmations == [] and not change.errors
+        assert "将列 customer.phone__bi 改名为 mobile__bi（保留数据）" in [
+            s.text for s in change.steps]
+        apply_change(text, author="admin", comment="phone -> mobile")
+    app2 = create_app(app.extensions["schemadesk"].build_config)
+    with app2.test_request_context():
+        login_user(app2.appbuilder.sm.find_user("admin"))
+        model = state().models.model("customer")
+        assert state().db.session.get(model, record_id).mobile == "13800138000"
+        found = state().db.session.query(model.id).filter(
+            records("customer").search_clause("138 0013 8000")).all()
+        assert [r.id for r in found] == [record_id]
