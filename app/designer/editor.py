@@ -245,11 +245,13 @@ def rename_field_label(doc: CommentedMap, entity_name: str, name: str, en: str, 
     field_map["label"] = label(en, zh)
 
 
-def rename_field(doc: CommentedMap, entity_name: str, old: str, new: str) -> None:
+def rename_field(doc: CommentedMap, entity_name: str, old: str, new: str,
+                 applied: Iterable[str] | None = None) -> None:
     """Rename field `old` of an entity to `new`, keeping its place, its comment and its values.
 
-    The field gets `renamed_from: <old>` (unless it already says where it came from), so
-    the migration renames the column instead of dropping it. Every mention follows
+    The field gets `renamed_from: <its column>` (`_set_renamed_from`; `applied`: the
+    entity's field names in the applied schema), so the migration renames the column
+    instead of dropping it. Every mention follows
     (`Renamer`): the entity's list settings, title, import key, charts, views and
     workflow; paths through relations in conditions, row rules, approvals, rollups and
     reminders of any entity; KPIs on dashboards.
@@ -273,9 +275,27 @@ def rename_field(doc: CommentedMap, entity_name: str, old: str, new: str) -> Non
     all_fields.insert(position, new, options)
     if comment is not None:
         all_fields.ca.items[new] = comment
-    if isinstance(options, CommentedMap) and "renamed_from" not in options:
-        options["renamed_from"] = old
+    if isinstance(options, CommentedMap):
+        _set_renamed_from(options, old, None if applied is None else set(applied))
     Renamer(spec, entity_name, old, new).document(doc)
+
+
+def _set_renamed_from(options: CommentedMap, old: str, applied: set[str] | None) -> None:
+    """`renamed_from` names the field's column in the database: `old` if the applied schema
+    has it; an earlier `renamed_from` if that one is applied (renamed twice in one draft);
+    nothing for a field not applied yet. Without `applied` (a plain text edit): `old`,
+    unless the field already says where it came from."""
+    earlier = options.get("renamed_from")
+    if applied is None:
+        column = earlier or old
+    elif old in applied:
+        column = old
+    else:
+        column = earlier if earlier in applied else None
+    if column is None:
+        options.pop("renamed_from", None)
+    else:
+        options["renamed_from"] = column
 
 
 class Renamer:

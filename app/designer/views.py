@@ -63,6 +63,15 @@ def _lazy(message: str) -> LazyString:
     return LazyString(lambda: gettext(message))
 
 
+def _applied_fields(entity_name: str) -> set[str]:
+    """The entity's field names in the applied schema (its columns in the database)."""
+    from app.state import state
+
+    applied = state().spec
+    found = next((e for e in applied.entities if e.name == entity_name), None)
+    return {f.name for f in found.fields} if found is not None else set()
+
+
 # --- the draft -----------------------------------------------------------------------
 
 
@@ -549,7 +558,8 @@ class DesignerView(BaseView):
     @has_access
     def rename_field(self, entity_name: str, field_name: str) -> Any:
         new = (request.form.get("new_name") or "").strip()
-        if _edit(editor.rename_field, entity_name, field_name, new):
+        applied = _applied_fields(entity_name)
+        if _edit(editor.rename_field, entity_name, field_name, new, applied):
             field_name = new
         return redirect(url_for(".field", entity_name=entity_name, field_name=field_name))
 

@@ -145,3 +145,27 @@ def test_a_sealed_lookup_field_renamed_keeps_its_value_and_its_blind_index(app_f
         found = state().db.session.query(model.id).filter(
             records("customer").search_clause("138 0013 8000")).all()
         assert [r.id for r in found] == [record_id]
+
+
+def test_renamed_from_names_the_column_the_database_has() -> None:
+    """With the applied field names known (the designer), `renamed_from` is the applied key:
+    a second rename after an apply starts from the applied key, two renames in one draft keep
+    the first, and a field not applied yet gets none."""
+    text = CRM.read_text(encoding="utf-8")
+    applied = {"region", "remark"}
+
+    def renamed_from(out: str, field: str) -> str | None:
+        spec, _ = check_text(out, "schema.yaml")
+        return next(f for f in spec.entity("customer").fields if f.name == field).renamed_from
+
+    once = editor.edit(text, editor.rename_field, "customer", "region", "area", applied)
+    assert renamed_from(once, "area") == "region"
+    twice = editor.edit(once, editor.rename_field, "customer", "area", "zone", applied)
+    assert renamed_from(twice, "zone") == "region"  # the database still has region
+    # applied as `area` (renamed_from: region left in the text), then renamed again
+    later = editor.edit(once, editor.rename_field, "customer", "area", "zone", {"area"})
+    assert renamed_from(later, "zone") == "area"
+    added = editor.edit(text, editor.set_field, "customer", "wechat",
+                        {"type": "string", "label_en": "WeChat", "label_zh": "微信"})
+    new = editor.edit(added, editor.rename_field, "customer", "wechat", "weixin", applied)
+    assert renamed_from(new, "weixin") is None
