@@ -859,6 +859,243 @@ def remove_row_rule(doc: CommentedMap, name: str, entity_name: str) -> None:
             del body["rows"]
 
 
+# --- workflows ------------------------------------------------------------------------
+
+# Transition keys in the order they are written (the checker's own list); the form
+# edits all but `when` and `approval`, which stay as they were.
+TRANSITION_KEYS = ("name", "from", "to", "roles", "requires", "when", "comment", "label",
+                   "approval")
+TRANSITION_FORM_KEYS = ("name", "from", "to", "roles", "requires", "comment", "label")
+
+
+def _workflow(doc: CommentedMap, entity_name: str) -> CommentedMap:
+    flow = entity(doc, entity_name).get("workflow")
+    if not isinstance(flow, CommentedMap):
+        raise EditError(N_("%(entity)s has no workflow yet: pick its field first"),
+                        entity=entity_name)
+    return flow
+
+
+def _transitions(doc: CommentedMap, entity_name: str) -> CommentedSeq:
+    flow = _workflow(doc, entity_name)
+    if not isinstance(flow.get("transitions"), list):
+        flow["transitions"] = CommentedSeq()
+    return flow["transitions"]
+
+
+def _named_index(items: list[Any], name: str, index: int | None, missing: str) -> int:
+    """The place of the item called `name` (the one at `index` when two share it)."""
+    places = [i for i, item in enumerate(items)
+              if isinstance(item, Mapping) and item.get("name") == name]
+    if index is not None and index in places:
+        return index
+    if not places:
+        raise EditError(missing, name=name)
+    return places[0]
+
+
+def _rebuilt(values: Mapping[str, Any], old: Any) -> CommentedMap:
+    """`values` as a mapping written like `old` (flow or block), keeping its comments.
+
+    A comment of a key that is gone moves to the new last key, so a comment line
+    standing before the next item stays where it was.
+    """
+    block = isinstance(old, CommentedMap) and old.fa.flow_style() is False
+    out = CommentedMap(values) if block else _flow(values)
+    if isinstance(old, CommentedMap):
+        for key, comment in old.ca.items.items():
+            if key in out:
+                out.ca.items[key] = comment
+            elif out and list(out)[-1] not in out.ca.items:
+                out.ca.items[list(out)[-1]] = comment
+    return out
+
+
+def _states(value: Any) -> Any:
+    """`from` as the schemas write it: one state as a word, several as a flow list."""
+    states = [str(s) for s in (value if isinstance(value, list | tuple) else [value]) if s]
+    if not states:
+        return None
+    return states[0] if len(states) == 1 else _flow_seq(states)
+
+
+def _transition_map(transition: Mapping[str, Any], old: Any = None) -> CommentedMap:
+    """A transition in the format's key order; `when`, `approval` and unknown keys of `old`
+    are kept. Empty lists, an optional comment and an empty label are left out."""
+    kept = old if isinstance(old, Mapping) else {}
+    values: dict[str, Any] = {}
+    for key in TRANSITION_KEYS:
+        value = transition.get(key) if key in TRANSITION_FORM_KEYS else kept.get(key)
+        if key == "from":
+            value = _states(value)
+        elif key in ("roles", "requires"):
+            value = _flow_seq(value) if value else None
+        elif key == "comment":
+            value = "required" if value in (True, "required") else None
+        elif key == "label" and isinstance(value, Mapping):
+            value = label(value.get("en", ""), value.get("zh", "")) or None
+        if value not in (None, "", [], {}):
+            values[key] = value.strip() if isinstance(value, str) else value
+    values |= {k: v for k, v in kept.items() if k not in TRANSITION_KEYS}
+    return _rebuilt(values, old)
+
+
+def set_workflow(doc: CommentedMap, entity_name: str, field_name: str, initial: str) -> None:
+    """Give the entity a workflow on enum `field_name` starting at `initial`, or change
+    both of an existing workflow (its transitions stay).
+
+    Whether the field is an enum and `initial` one of its choices is the checker's
+    to say (SD-E180, SD-E181), next to the workflow form.
+    """
+    field_name, initial = (field_name or "").strip(), (initial or "").strip()
+    if not field_name or not initial:
+        raise EditError(N_("pick the workflow's field and its first state"))
+    body = entity(doc, entity_name)
+    flow = body.get("workflow")
+    if not isinstance(flow, CommentedMap):
+        flow = CommentedMap()
+        flow["transitions"] = CommentedSeq()
+        body["workflow"] = flow
+    for position, (key, value) in enumerate((("field", field_name), ("initial", initial))):
+        if key in flow:
+            flow[key] = value
+        else:
+            flow.insert(position, key, value)
+
+
+def remove_workflow(doc: CommentedMap, entity_name: str) -> None:
+    """Remove the entity's workflow: its enum field becomes an ordinary editable field."""
+    _workflow(doc, entity_name)
+    del entity(doc, entity_name)["workflow"]
+
+
+def add_transition(doc: CommentedMap, entity_name: str, transition: Mapping[str, Any]) -> None:
+    """Add a step at the end of the entity's workflow (a flow mapping, like the schemas).
+
+    A name used twice, a state that is not a choice, a role or required field that
+    does not exist are written all the same: the checker names them (SD-E181…E184)
+    on the step's row, and the draft cannot be applied until they are fixed.
+    """
+    check_name(str(transition.get("name") or ""))
+    _transitions(doc, entity_name).append(_transition_map(transition))
+
+
+def replace_transition(doc: CommentedMap, entity_name: str, old_name: str,
+                       transition: Mapping[str, Any], index: int | None = None) -> None:
+    """Replace step `old_name` (the one at `index` when two share the name) in its place,
+    keeping its `when`, its `approval`, its layout and its comments."""
+    check_name(str(transition.get("name") or ""))
+    steps = _transitions(doc, entity_name)
+    place = _named_index(steps, old_name, index, N_("no transition '%(name)s'"))
+    steps[place] = _transition_map(transition, steps[place])
+
+
+def remove_transition(doc: CommentedMap, entity_name: str, name: str,
+                      index: int | None = None) -> None:
+    """Remove step `name` (the one at `index` when two share the name) from the workflow."""
+    steps = _transitions(doc, entity_name)
+    del steps[_named_index(steps, name, index, N_("no transition '%(name)s'"))]
+
+
+def state_fields(fields_map: Mapping[str, Any]) -> dict[str, list[tuple[str, Any]]]:
+    """The enum fields a workflow may move, with their (choice, label) pairs: a sensitive or
+    encrypted field is left out (a workflow shows its state to everyone who reads)."""
+    out: dict[str, list[tuple[str, Any]]] = {}
+    for name, options in fields_map.items():
+        if not isinstance(options, Mapping) or options.get("type") != "enum":
+            continue
+        if options.get("sensitive") is True or options.get("encrypted") is True:
+            continue
+        choices = options.get("choices")
+        out[str(name)] = [(str(k), v) for k, v in choices.items()] if isinstance(
+            choices, Mapping) else []
+    return out
+
+
+# --- reminders ------------------------------------------------------------------------
+
+# Reminder keys in the order they are written (app/schema/automation.py); the form
+# edits all but `when`, which stays as it was.
+REMINDER_KEYS = ("name", "entity", "date", "before", "after", "yearly", "when", "notify",
+                 "label")
+REMINDER_FORM_KEYS = ("name", "entity", "date", "before", "after", "yearly", "notify", "label")
+
+
+def _reminders(doc: CommentedMap) -> CommentedSeq:
+    if not isinstance(doc.get("reminders"), list):
+        doc["reminders"] = CommentedSeq()
+    return doc["reminders"]
+
+
+def _reminder_value(key: str, value: Any) -> Any:
+    if key == "after" and isinstance(value, Mapping):
+        if any(not str(duration or "").strip() for duration in value.values()):
+            raise EditError(N_("a reminder after a date needs a duration like 24h or 2d"))
+        return _flow({str(k): str(v).strip() for k, v in value.items()})
+    if key == "notify" and isinstance(value, Mapping):
+        return _flow(value)
+    if key == "yearly":
+        return True if value is True else None
+    if key == "label" and isinstance(value, Mapping):
+        return label(value.get("en", ""), value.get("zh", "")) or None
+    return value.strip() if isinstance(value, str) else value
+
+
+def _reminder_map(reminder: Mapping[str, Any], old: Any = None) -> CommentedMap:
+    """A reminder in the format's key order; `when` and unknown keys of `old` are kept."""
+    check_name(str(reminder.get("name") or ""))
+    kept = old if isinstance(old, Mapping) else {}
+    values: dict[str, Any] = {}
+    for key in REMINDER_KEYS:
+        value = reminder.get(key) if key in REMINDER_FORM_KEYS else kept.get(key)
+        value = _reminder_value(key, value) if key in REMINDER_FORM_KEYS else value
+        if value not in (None, "", [], {}):
+            values[key] = value
+    values |= {k: v for k, v in kept.items() if k not in REMINDER_KEYS}
+    return _rebuilt(values, old)
+
+
+def add_reminder(doc: CommentedMap, reminder: Mapping[str, Any]) -> None:
+    """Add a reminder at the end of `reminders:` (a flow mapping, like the schemas).
+
+    `reminder` holds name, entity, `date` (+ `before`, `yearly`) or `after: {field:
+    duration}`, `notify` (a path to a person, or `{role: r}`) and a bilingual label.
+    A field that is not a date, a duration, a person or a role that is wrong is
+    written all the same: the checker names it (SD-E211…E219) on the reminder's row.
+    """
+    _reminders(doc).append(_reminder_map(reminder))
+
+
+def replace_reminder(doc: CommentedMap, old_name: str, reminder: Mapping[str, Any],
+                     index: int | None = None) -> None:
+    """Replace reminder `old_name` (the one at `index` when two share the name) in its
+    place, keeping its `when` condition, layout and comments."""
+    items = _reminders(doc)
+    place = _named_index(items, old_name, index, N_("no reminder '%(name)s'"))
+    items[place] = _reminder_map(reminder, items[place])
+
+
+def remove_reminder(doc: CommentedMap, name: str, index: int | None = None) -> None:
+    """Remove reminder `name` (the one at `index` when two share the name); an empty list
+    goes with its last reminder."""
+    items = _reminders(doc)
+    try:
+        del items[_named_index(items, name, index, N_("no reminder '%(name)s'"))]
+    finally:
+        if not items:
+            del doc["reminders"]
+
+
+def notify_paths(spec: Any, entity_spec: Any) -> list[str]:
+    """Fields of an entity a reminder may notify: a user field, or a single relation to a
+    record with one (an employee), then `created_by`."""
+    from app.schema.automation import user_path_ok
+
+    by_name = {e.name: e for e in spec.entities}
+    return [f.name for f in entity_spec.fields if f.type in ("user", "relation")
+            and user_path_ok(entity_spec, f.name, by_name)] + ["created_by"]
+
+
 # --- problems next to controls --------------------------------------------------------
 
 
@@ -867,6 +1104,8 @@ ITEM_CONTROLS = (
     re.compile(r"^entities\.[^.\[]+\.charts\[\d+\]"),
     re.compile(r"^entities\.[^.\[]+\.views\.(kanban|calendar)(?=$|[.\[])"),
     re.compile(r"^dashboards\.[^.\[]+\[\d+\]"),
+    re.compile(r"^entities\.[^.\[]+\.workflow\.transitions\[\d+\]"),
+    re.compile(r"^reminders\[\d+\]"),
 )
 
 
@@ -877,8 +1116,9 @@ def control_for(path: str) -> str:
     (the field's row and form), `roles.operator.rows.customer` -> `roles.operator`,
     `entities.customer.list[0]` -> `entities.customer.list`. A chart, a view and a
     dashboard item keep their own key, `entities.customer.charts[2]`,
-    `entities.customer.views.kanban`, `dashboards.home[3]`: the row or form showing
-    it. Pages look their controls up by these keys.
+    `entities.customer.views.kanban`, `dashboards.home[3]`, and so do a workflow's step,
+    `entities.service_request.workflow.transitions[1]`, and a reminder, `reminders[0]`:
+    the row or form showing it. Pages look their controls up by these keys.
     """
     for pattern in ITEM_CONTROLS:
         found = pattern.match(path or "")

@@ -148,6 +148,8 @@ def _page_for(path: str) -> str | None:
         return url_for("DesignerView.roles") + (f"#role-{parts[1]}" if len(parts) > 1 else "")
     if parts[0] == "dashboards":
         return url_for("DesignerView.index") + "#dashboards"
+    if parts[0].startswith("reminders"):
+        return url_for("DesignerView.reminders") + "#reminders"
     return url_for("DesignerView.yaml")
 
 
@@ -255,6 +257,74 @@ def dashboard_item_from_form(form: Any) -> dict[str, Any]:
             "label": {"en": form.get("label_en", ""), "zh": form.get("label_zh", "")}}
 
 
+def transition_from_form(form: Any) -> dict[str, Any]:
+    """The workflow step form as an editor transition (`when` and `approval` are not in
+    the form: the editor keeps those of the step being edited)."""
+    return {"name": (form.get("name") or "").strip(),
+            "from": [s for s in form.getlist("from") if s],
+            "to": (form.get("to") or "").strip(),
+            "roles": [r for r in form.getlist("roles") if r],
+            "requires": [f for f in form.getlist("requires") if f],
+            "comment": "required" if form.get("comment") == "required" else None,
+            "label": {"en": form.get("label_en", ""), "zh": form.get("label_zh", "")}}
+
+
+def reminder_from_form(form: Any) -> dict[str, Any]:
+    """The reminder form as an editor reminder.
+
+    `kind` is `date` (the `date` field, an optional `before` duration, `yearly`) or
+    `after` (`after_field` plus the `after` duration, written `after: {field: 24h}`);
+    `notify` is a field path, or `role:<name>` for `{role: name}`.
+    """
+    after = form.get("kind") == "after"
+    notify = (form.get("notify") or "").strip()
+    return {
+        "name": (form.get("name") or "").strip(), "entity": (form.get("entity") or "").strip(),
+        "date": None if after else (form.get("date") or "").strip() or None,
+        "before": None if after else (form.get("before") or "").strip() or None,
+        "yearly": not after and form.get("yearly") == "on",
+        "after": {(form.get("after_field") or "").strip(): (form.get("after") or "").strip()}
+        if after else None,
+        "notify": {"role": notify[5:]} if notify.startswith("role:") else notify or None,
+        "label": {"en": form.get("label_en", ""), "zh": form.get("label_zh", "")}}
+
+
+def reminder_form_values(reminder: Any) -> dict[str, Any]:
+    """What the reminder form shows for a reminder of the YAML document (the inverse of
+    `reminder_from_form`): kind, date or after field, durations, notify as one value."""
+    reminder = reminder if isinstance(reminder, dict) else {}
+    after = reminder.get("after")
+    values: dict[str, Any] = {"kind": "date", "date": reminder.get("date") or "",
+                              "before": reminder.get("before") or "", "after_field": "",
+                              "after": "", "yearly": reminder.get("yearly") is True}
+    if isinstance(after, dict) and after:
+        field_name, duration = next(iter(after.items()))
+        values.update(kind="after", date="", after_field=str(field_name), after=str(duration))
+    elif after is not None:  # `date: x, after: 2h`
+        values.update(kind="after", date="", after_field=values["date"], after=str(after))
+    notify = reminder.get("notify")
+    values["notify"] = f"role:{notify.get('role')}" if isinstance(notify, dict) else str(
+        notify or "")
+    return values
+
+
+def reminder_timing(reminder: Any, names: dict[str, str]) -> str:
+    """When a reminder fires, in words: "1d before Next follow-up", "every year on Birthday"."""
+    values = reminder_form_values(reminder)
+    if values["kind"] == "after":
+        field_name = values["after_field"]
+        return gettext(N_("%(duration)s after %(field)s"), duration=values["after"],
+                       field=names.get(field_name) or field_name)
+    field_name = values["date"]
+    field_text = names.get(field_name) or field_name
+    if values["yearly"]:
+        return gettext(N_("every year on %(field)s"), field=field_text)
+    if values["before"]:
+        return gettext(N_("%(duration)s before %(field)s"), duration=values["before"],
+                       field=field_text)
+    return gettext(N_("on %(field)s"), field=field_text)
+
+
 def _text(value: Any, lang: str) -> str:
     """A bilingual label of the YAML document in `lang` (else the other language)."""
     if isinstance(value, dict):
@@ -308,6 +378,65 @@ def dashboard_rows(doc: Any, spec: Any, lang: str) -> dict[str, list[dict[str, A
     return rows
 
 
+def _role_options(doc: Any, lang: str) -> list[tuple[str, str]]:
+    """Every role of the YAML document as (key, label in `lang`)."""
+    found = doc.get("roles")
+    return [(str(k), _text(v.get("label") if isinstance(v, dict) else None, lang) or str(k))
+            for k, v in (found.items() if isinstance(found, dict) else [])]
+
+
+def workflow_context(doc: Any, entity_name: str, args: Any, lang: str) -> dict[str, Any]:
+    """What the workflow section of an entity page shows and offers, from the YAML document
+    (so a draft the checker refuses still shows what the admin chose)."""
+    body = editor.entity(doc, entity_name)
+    flow = body.get("workflow") if isinstance(body.get("workflow"), dict) else None
+    fields_map = body.get("fields") if isinstance(body.get("fields"), dict) else {}
+    state_fields = {name: [(key, _text(text, lang) or key) for key, text in choices]
+                    for name, choices in editor.state_fields(fields_map).items()}
+    steps = [t if isinstance(t, dict) else {} for t in (flow or {}).get("transitions") or []]
+    field_name = str((flow or {}).get("field") or "")
+    states = state_fields.get(field_name)
+    if states is None:  # a field the pickers do not offer: still show its choices
+        states = [(key, _text(text, lang) or key) for key, text in editor.state_fields(
+            {field_name: dict(fields_map.get(field_name) or {}, sensitive=False,
+                              encrypted=False)}).get(field_name, [])]
+    at = args.get("at", type=int)
+    editing_step = None
+    if args.get("transition") is not None:
+        editing_step = next((i for i, t in enumerate(steps) if t.get("name") == args.get(
+            "transition") and at in (None, i)), None)
+    return {"workflow": flow, "steps": steps, "state_fields": state_fields, "states": states,
+            "state_texts": dict(states), "editing_step": editing_step,
+            "roles_offered": _role_options(doc, lang),
+            "step_fields": [str(f) for f in fields_map]}
+
+
+def _as_list(value: Any) -> list[Any]:
+    """A transition's `from` (one state or several) as a list."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def reminders_context(doc: Any, spec: Any, args: Any, lang: str) -> dict[str, Any]:
+    """What the reminders page shows and offers: each reminder as a row, and per entity
+    the date fields, the person fields to notify and the field labels."""
+    items = doc.get("reminders")
+    rows = [r if isinstance(r, dict) else {} for r in (items if isinstance(items, list) else [])]
+    at = args.get("at", type=int)
+    editing = None
+    if args.get("reminder") is not None:
+        editing = next((i for i, r in enumerate(rows) if r.get("name") == args.get("reminder")
+                        and at in (None, i)), None)
+    entities = [(e, {"dates": [f.name for f in e.fields if f.type in DATE_TYPES],
+                     "after": editor.date_fields(e), "notify": editor.notify_paths(spec, e),
+                     "names": field_texts(e, lang)}) for e in spec.entities]
+    return {"rows": rows, "editing": editing, "entities": entities,
+            "by_entity": {e.name: pick for e, pick in entities},
+            "entity_texts": {e.name: e.label.get(lang) for e in spec.entities},
+            "roles_offered": _role_options(doc, lang)}
+
+
 def _pickers(entity_spec: Any) -> dict[str, list[str]]:
     """What the chart and view forms of an entity offer, from what the checker accepts."""
     if entity_spec is None:
@@ -353,12 +482,14 @@ class DesignerView(BaseView):
     class_permission_name = "designer"
     method_permission_name = {
         name: "read" for name in ("index", "entity", "field", "roles", "yaml", "review",
-                                  "versions", "version", "compare", "job")
+                                  "versions", "version", "compare", "job", "reminders")
     } | {
         name: "update" for name in ("add_entity", "entity_settings", "entity_lists",
                                     "entity_part", "top_part", "remove_entity", "remove_field",
                                     "rename_field",
                                     "save_chart", "remove_chart", "save_view", "remove_view",
+                                    "save_workflow", "remove_workflow", "save_transition",
+                                    "remove_transition", "save_reminder", "remove_reminder",
                                     "add_dashboard_item", "remove_dashboard_item",
                                     "move_dashboard_item", "add_role",
                                     "role_grants", "role_row", "remove_row", "remove_role",
@@ -381,6 +512,7 @@ class DesignerView(BaseView):
         parts = {key: _top_yaml(doc, key) for key in editor.TOP_LEVEL_PARTS}
         return self._render("designer/index.html", spec=spec, problems=problems,
                             by_control=by_control, parts=parts,
+                            reminder_count=len(doc.get("reminders") or []),
                             boards=dashboard_rows(doc, spec, current_lang()),
                             chart_refs=editor.chart_refs(spec), kpi_refs=editor.kpi_refs(spec),
                             kpi_text=lambda e, ref: measure_text(
@@ -391,6 +523,8 @@ class DesignerView(BaseView):
     @has_access
     def top_part(self, key: str) -> Any:
         _edit(editor.replace_top_level, key, request.form.get("yaml", ""))
+        if key == "reminders":
+            return redirect(url_for(".reminders") + "#part-reminders")
         return redirect(url_for(".index") + f"#part-{key}")
 
     @expose("/entity/add", methods=["POST"])
@@ -425,7 +559,10 @@ class DesignerView(BaseView):
             editing=editing, pickers=_pickers(entity_spec), names=field_texts(
                 entity_spec, current_lang()), measure_text=measure_text,
             type_texts=CHART_TYPE_TEXTS, period_texts=PERIOD_TEXTS, periods=PERIODS,
-            measures=[m for m in MEASURES if m != "count"], title=gettext(N_("Designer")))
+            measures=[m for m in MEASURES if m != "count"], as_list=_as_list,
+            rule_text=_rule_text, **workflow_context(doc, entity_name, request.args,
+                                                     current_lang()),
+            title=gettext(N_("Designer")))
 
     @expose("/entity/<entity_name>/settings", methods=["POST"])
     @has_access
@@ -501,6 +638,76 @@ class DesignerView(BaseView):
     def remove_view(self, entity_name: str, kind: str) -> Any:
         _edit(editor.remove_view, entity_name, kind)
         return redirect(url_for(".entity", entity_name=entity_name) + f"#view-{kind}")
+
+    # --- the workflow of an entity ------------------------------------------------------
+
+    @expose("/entity/<entity_name>/workflow", methods=["POST"])
+    @has_access
+    def save_workflow(self, entity_name: str) -> Any:
+        """Set the workflow's enum field and first state (a new workflow has no step yet)."""
+        form = request.form
+        _edit(editor.set_workflow, entity_name, form.get("field", ""), form.get("initial", ""))
+        return redirect(url_for(".entity", entity_name=entity_name) + "#workflow")
+
+    @expose("/entity/<entity_name>/workflow/remove", methods=["POST"])
+    @has_access
+    def remove_workflow(self, entity_name: str) -> Any:
+        _edit(editor.remove_workflow, entity_name)
+        return redirect(url_for(".entity", entity_name=entity_name) + "#workflow")
+
+    @expose("/entity/<entity_name>/workflow/transitions", methods=["POST"])
+    @has_access
+    def save_transition(self, entity_name: str) -> Any:
+        """Add a step, or replace the one named `original` (at `index`: the edit form)."""
+        form = request.form
+        original = (form.get("original") or "").strip()
+        step = transition_from_form(form)
+        if original:
+            _edit(editor.replace_transition, entity_name, original, step,
+                  form.get("index", type=int))
+        else:
+            _edit(editor.add_transition, entity_name, step)
+        return redirect(url_for(".entity", entity_name=entity_name) + "#workflow")
+
+    @expose("/entity/<entity_name>/workflow/transitions/<step_name>/remove", methods=["POST"])
+    @has_access
+    def remove_transition(self, entity_name: str, step_name: str) -> Any:
+        _edit(editor.remove_transition, entity_name, step_name,
+              request.form.get("index", type=int))
+        return redirect(url_for(".entity", entity_name=entity_name) + "#workflow")
+
+    # --- reminders ---------------------------------------------------------------------------
+
+    @expose("/reminders")
+    @has_access
+    def reminders(self) -> Any:
+        spec, _problems, by_control = draft_state()
+        doc = editor.load(draft_text())
+        return self._render(
+            "designer/reminders.html", spec=spec, by_control=by_control,
+            part=_top_yaml(doc, "reminders"), timing=reminder_timing,
+            form_values=reminder_form_values, rule_text=_rule_text,
+            **reminders_context(doc, spec, request.args, current_lang()),
+            title=gettext(N_("Designer")))
+
+    @expose("/reminders", methods=["POST"])
+    @has_access
+    def save_reminder(self) -> Any:
+        """Add a reminder, or replace the one named `original` (at `index`: the edit form)."""
+        form = request.form
+        original = (form.get("original") or "").strip()
+        reminder = reminder_from_form(form)
+        if original:
+            _edit(editor.replace_reminder, original, reminder, form.get("index", type=int))
+        else:
+            _edit(editor.add_reminder, reminder)
+        return redirect(url_for(".reminders") + "#reminders")
+
+    @expose("/reminders/<reminder_name>/remove", methods=["POST"])
+    @has_access
+    def remove_reminder(self, reminder_name: str) -> Any:
+        _edit(editor.remove_reminder, reminder_name, request.form.get("index", type=int))
+        return redirect(url_for(".reminders") + "#reminders")
 
     # --- dashboards --------------------------------------------------------------------------
 
