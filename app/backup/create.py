@@ -15,6 +15,7 @@ from alembic.migration import MigrationContext
 from flask import current_app
 from sqlalchemy.engine import Connection
 
+from app.backup import pglines
 from app.backup.engine import dedicated_engine, snapshot, table_names
 from app.backup.fastload import read_rows
 from app.backup.format import (
@@ -22,6 +23,7 @@ from app.backup.format import (
     FORMAT_VERSION,
     SUFFIX,
     BackupWriter,
+    TableWriter,
     row_encoder,
     sql_type,
     type_tag,
@@ -60,6 +62,19 @@ def table_layouts(conn: Connection) -> list[TableLayout]:
         pk = inspector.get_pk_constraint(name).get("constrained_columns") or []
         layouts.append(TableLayout(name, columns, list(pk)))
     return layouts
+
+
+def write_rows(conn: Connection, layout: TableLayout, out: TableWriter) -> None:
+    """Write the table's canonical lines: rendered by PostgreSQL where it can, else here."""
+    if conn.dialect.name == "postgresql":
+        select = pglines.render_sql(conn, layout.name, layout.columns, layout.primary_key)
+        if select is not None:
+            for block, count in pglines.lines(conn, select):
+                out.write_block(block, count)
+            return
+    encode = row_encoder([t for _, t in layout.columns])
+    for row in read_rows(conn, layout.name, layout.columns, layout.primary_key):
+        out.write(encode(row))
 
 
 def engine_name(engine: Any) -> str:
@@ -118,10 +133,7 @@ def create_backup(
                 tables = []
                 for layout in table_layouts(conn):
                     member, out = writer.table(layout.name)
-                    encode = row_encoder([t for _, t in layout.columns])
-                    for row in read_rows(conn, layout.name, layout.columns,
-                                         layout.primary_key):
-                        out.write(encode(row))
+                    write_rows(conn, layout, out)
                     tables.append(
                         {
                             "name": layout.name,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.engine import Connection, Engine
 
-from app.backup import audit_log, fastload
+from app.backup import audit_log, fastload, pglines
 from app.backup.create import TableLayout, create_backup
 from app.backup.engine import (
     AUDIT_KEEP_TABLE,
@@ -276,7 +277,11 @@ def _load(conn: Connection, reader: BackupReader, report: RestoreReport) -> None
             continue  # the target's own log is put back instead (never rewound)
         indexes = fastload.secondary_indexes(conn, table["name"])
         fastload.drop_indexes(conn, indexes)
-        rows, target_sha = _load_table(conn, reader, table)
+        insert = _server_loader(conn, table)
+        if insert is not None:
+            rows, target_sha = _load_table_on_server(conn, reader, table, insert)
+        else:
+            rows, target_sha = _load_table(conn, reader, table)
         fastload.create_indexes(conn, indexes)
         _check_read_back(conn, table, target_sha, rows)
         if target_sha != table["sha256"]:
@@ -328,6 +333,42 @@ def _load_table(conn: Connection, reader: BackupReader, table: dict[str, Any]) -
     if rows != table["rows"] or file_sha.hexdigest() != table["sha256"]:
         raise _altered_error(reader, table)
     return rows, target_sha.hexdigest()
+
+
+def _server_loader(conn: Connection, table: dict[str, Any]) -> str | None:
+    """PostgreSQL: the `INSERT … SELECT` parsing staged lines, where it loads them exactly."""
+    if conn.dialect.name != "postgresql":
+        return None
+    columns = [tuple(c) for c in table["columns"]]
+    if pglines.render_sql(conn, table["name"], columns, table["primary_key"]) is None:
+        return None  # the read-back check could not be done on the server either
+    return pglines.loader_sql(conn, table["name"], columns)
+
+
+def _load_table_on_server(conn: Connection, reader: BackupReader, table: dict[str, Any],
+                          insert: str) -> tuple[int, str]:
+    """Stage the member's lines as they are and let PostgreSQL parse them into the table."""
+    sha = hashlib.sha256()
+    counted = {"rows": 0}
+
+    def blocks() -> Iterator[bytes]:
+        for block in reader.blocks(table):
+            sha.update(block)
+            counted["rows"] += block.count(b"\n")
+            yield block
+
+    try:
+        pglines.stage(conn, blocks())
+        if counted["rows"] != table["rows"] or sha.hexdigest() != table["sha256"]:
+            raise _altered_error(reader, table)
+        pglines.load(conn, insert)
+    except BackupError:
+        raise
+    except Exception as exc:
+        if _altered(reader, table, hashlib.sha256(), 0):  # name the cause, not its symptom
+            raise _altered_error(reader, table) from exc
+        raise
+    return counted["rows"], table["sha256"]
 
 
 def _altered(reader: BackupReader, table: dict[str, Any], sha: Any, hashed: int) -> bool:
@@ -407,13 +448,20 @@ def _target_encoder(dialect: str, tags: list[str]) -> Any:
 def _check_read_back(conn: Connection, table: dict[str, Any], expected_sha: str, rows: int) -> None:
     layout = TableLayout(table["name"], [tuple(c) for c in table["columns"]],
                          table["primary_key"])
-    encode = row_encoder([t for _, t in layout.columns])
-    sha = hashlib.sha256()
-    found = 0
-    for row in fastload.read_rows(conn, layout.name, layout.columns, layout.primary_key):
-        sha.update(encode(row))
-        found += 1
-    if found != rows or sha.hexdigest() != expected_sha:
+    select = None
+    if conn.dialect.name == "postgresql":
+        select = pglines.render_sql(conn, layout.name, layout.columns, layout.primary_key)
+    if select is not None:
+        found, digest = pglines.digest(conn, select)
+    else:
+        encode = row_encoder([t for _, t in layout.columns])
+        sha = hashlib.sha256()
+        found = 0
+        for row in fastload.read_rows(conn, layout.name, layout.columns, layout.primary_key):
+            sha.update(encode(row))
+            found += 1
+        digest = sha.hexdigest()
+    if found != rows or digest != expected_sha:
         raise BackupError(
             gettext(N_("Table %(table)s reads back differently from the backup (%(found)d of "
                        "%(rows)d rows); nothing was restored."),

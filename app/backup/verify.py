@@ -99,9 +99,9 @@ def verify_backup(
             sha = hashlib.sha256()
             rows = 0
             try:
-                for line in reader.lines(table):
-                    sha.update(line)
-                    rows += 1
+                for block in reader.blocks(table):
+                    sha.update(block)
+                    rows += block.count(b"\n")
             except BackupError as exc:
                 problems.append(str(exc))
                 continue
