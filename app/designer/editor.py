@@ -940,6 +940,35 @@ def _transition_map(transition: Mapping[str, Any], old: Any = None) -> Commented
     return _rebuilt(values, old)
 
 
+def _end_comments(node: Any) -> list[Any]:
+    """Take the comment lines ruamel keeps at the end of `node` or of its last part: the
+    lines that stand before whatever follows it in the file."""
+    tokens: list[Any] = []
+    while isinstance(node, CommentedMap | CommentedSeq):
+        end = getattr(node.ca, "end", None)
+        if end:
+            tokens = list(end) + tokens
+            node.ca.end = []
+        if not node:
+            break
+        node = node[list(node)[-1]] if isinstance(node, CommentedMap) else node[-1]
+    return tokens
+
+
+def _keep_comments_of(node: Any, outer: list[tuple[CommentedMap, str]]) -> None:
+    """Before `node` goes (or is emptied, which ruamel writes as `[]` without them), move its
+    end comments before the key that follows it: `outer` lists (mapping, key) pairs from
+    the innermost up, and the first key with a successor takes them."""
+    tokens = _end_comments(node)
+    for mapping, key in outer if tokens else []:
+        keys = list(mapping)
+        if key in keys and keys.index(key) + 1 < len(keys):
+            following = keys[keys.index(key) + 1]
+            slot = mapping.ca.items.setdefault(following, [None, None, None, None])
+            slot[1] = tokens + list(slot[1] or [])
+            return
+
+
 def set_workflow(doc: CommentedMap, entity_name: str, field_name: str, initial: str) -> None:
     """Give the entity a workflow on enum `field_name` starting at `initial`, or change
     both of an existing workflow (its transitions stay).
@@ -965,7 +994,9 @@ def set_workflow(doc: CommentedMap, entity_name: str, field_name: str, initial: 
 
 def remove_workflow(doc: CommentedMap, entity_name: str) -> None:
     """Remove the entity's workflow: its enum field becomes an ordinary editable field."""
-    _workflow(doc, entity_name)
+    flow = _workflow(doc, entity_name)
+    _keep_comments_of(flow, [(entity(doc, entity_name), "workflow"),
+                             (entities(doc), entity_name), (doc, "entities")])
     del entity(doc, entity_name)["workflow"]
 
 
@@ -994,7 +1025,12 @@ def remove_transition(doc: CommentedMap, entity_name: str, name: str,
                       index: int | None = None) -> None:
     """Remove step `name` (the one at `index` when two share the name) from the workflow."""
     steps = _transitions(doc, entity_name)
-    del steps[_named_index(steps, name, index, N_("no transition '%(name)s'"))]
+    place = _named_index(steps, name, index, N_("no transition '%(name)s'"))
+    if len(steps) == 1:
+        _keep_comments_of(steps, [(_workflow(doc, entity_name), "transitions"),
+                                  (entity(doc, entity_name), "workflow"),
+                                  (entities(doc), entity_name), (doc, "entities")])
+    del steps[place]
 
 
 def state_fields(fields_map: Mapping[str, Any]) -> dict[str, list[tuple[str, Any]]]:
@@ -1080,7 +1116,10 @@ def remove_reminder(doc: CommentedMap, name: str, index: int | None = None) -> N
     goes with its last reminder."""
     items = _reminders(doc)
     try:
-        del items[_named_index(items, name, index, N_("no reminder '%(name)s'"))]
+        place = _named_index(items, name, index, N_("no reminder '%(name)s'"))
+        if len(items) == 1:
+            _keep_comments_of(items, [(doc, "reminders")])
+        del items[place]
     finally:
         if not items:
             del doc["reminders"]

@@ -398,3 +398,17 @@ def test_step_and_reminder_paths_map_to_their_rows():
         "entities.ticket.workflow"
     assert editor.control_for("reminders[1].notify") == "reminders[1]"
     assert editor.control_for("reminders") == "reminders"
+
+
+def test_a_comment_before_the_next_entity_survives_a_workflow_made_and_undone():
+    """ruamel keeps the comment lines before the next entity with the last list above
+    them; emptying or removing that list must not take them along."""
+    text = schema_texts()[0][1]
+    steps = [(editor.set_workflow, "tag", "color", "red"),
+             (editor.add_transition, "tag", {"name": "go", "from": ["red"], "to": "grey"}),
+             (editor.remove_transition, "tag", "go"), (editor.remove_workflow, "tag")]
+    current = text
+    for change, *args in steps:  # one edit a request, as the designer makes them
+        current = editor.edit(current, change, *args)
+    assert kept_comments(text, current)
+    assert current == editor.dump(editor.load(text))
