@@ -1042,10 +1042,14 @@ def state_fields(fields_map: Mapping[str, Any]) -> dict[str, list[tuple[str, Any
             continue
         if options.get("sensitive") is True or options.get("encrypted") is True:
             continue
-        choices = options.get("choices")
-        out[str(name)] = [(str(k), v) for k, v in choices.items()] if isinstance(
-            choices, Mapping) else []
+        out[str(name)] = choice_pairs(options)
     return out
+
+
+def choice_pairs(options: Any) -> list[tuple[str, Any]]:
+    """An enum field's (choice, label) pairs from its options in the YAML document."""
+    choices = options.get("choices") if isinstance(options, Mapping) else None
+    return [(str(k), v) for k, v in choices.items()] if isinstance(choices, Mapping) else []
 
 
 # --- reminders ------------------------------------------------------------------------

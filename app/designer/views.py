@@ -395,11 +395,9 @@ def workflow_context(doc: Any, entity_name: str, args: Any, lang: str) -> dict[s
                     for name, choices in editor.state_fields(fields_map).items()}
     steps = [t if isinstance(t, dict) else {} for t in (flow or {}).get("transitions") or []]
     field_name = str((flow or {}).get("field") or "")
-    states = state_fields.get(field_name)
-    if states is None:  # a field the pickers do not offer: still show its choices
-        states = [(key, _text(text, lang) or key) for key, text in editor.state_fields(
-            {field_name: dict(fields_map.get(field_name) or {}, sensitive=False,
-                              encrypted=False)}).get(field_name, [])]
+    # the workflow's own field, even one the pickers no longer offer (made sensitive)
+    states = [(key, _text(text, lang) or key)
+              for key, text in editor.choice_pairs(fields_map.get(field_name))]
     at = args.get("at", type=int)
     editing_step = None
     if args.get("transition") is not None:
