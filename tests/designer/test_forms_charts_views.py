@@ -19,7 +19,7 @@ import pytest
 from app.designer import editor
 from app.designer.versions import current_version, plan_change
 from app.schema.loader import check_text
-from tests.conftest import CRM, LIBRARY, login
+from tests.designer.conftest import schema_app
 
 WORKSHOP = """\
 version: 1
@@ -60,22 +60,7 @@ roles:
 
 @pytest.fixture(scope="module", params=["crm", "library", "workshop"])
 def designer_app(request, app_factory, tmp_path_factory):
-    if request.param == "workshop":
-        path = tmp_path_factory.mktemp("workshop") / "workshop.yaml"
-        path.write_text(WORKSHOP, encoding="utf-8")
-    else:
-        path = CRM if request.param == "crm" else LIBRARY
-    return app_factory(Path(path), "sqlite")
-
-
-@pytest.fixture
-def admin(designer_app):
-    """A signed-in admin client with no draft (zh pages)."""
-    with designer_app.test_client() as client:
-        login(client)
-        client.get("/lang/zh")
-        client.post("/designer/discard")
-        yield client
+    return schema_app(request.param, "workshop", WORKSHOP, app_factory, tmp_path_factory)
 
 
 def draft(app) -> str:

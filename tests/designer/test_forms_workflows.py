@@ -11,12 +11,11 @@ review refuses the draft.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from app.designer import editor
-from tests.conftest import CRM, LIBRARY, login
+from tests.designer.conftest import schema_app
 from tests.designer.test_forms_charts_views import applied_text, draft, refused, section, spec_of
 
 DESK = """\
@@ -57,22 +56,7 @@ roles:
 
 @pytest.fixture(scope="module", params=["crm", "library", "desk"])
 def designer_app(request, app_factory, tmp_path_factory):
-    if request.param == "desk":
-        path = tmp_path_factory.mktemp("desk") / "desk.yaml"
-        path.write_text(DESK, encoding="utf-8")
-    else:
-        path = CRM if request.param == "crm" else LIBRARY
-    return app_factory(Path(path), "sqlite")
-
-
-@pytest.fixture
-def admin(designer_app):
-    """A signed-in admin client with no draft (zh pages)."""
-    with designer_app.test_client() as client:
-        login(client)
-        client.get("/lang/zh")
-        client.post("/designer/discard")
-        yield client
+    return schema_app(request.param, "desk", DESK, app_factory, tmp_path_factory)
 
 
 def free_entity(app) -> tuple[str, str, list[str]]:
