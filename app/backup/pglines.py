@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.engine import Connection
 
@@ -192,9 +191,3 @@ def load(conn: Connection, insert: str) -> None:
     conn.exec_driver_sql(insert)
     conn.exec_driver_sql(f"TRUNCATE {STAGING}")
 
-
-def explain_unrenderable(conn: Connection, table: str, columns: list[tuple[str, str]]) -> list[Any]:
-    """The (column, tag, PostgreSQL type) pairs that keep `table` on the generic path."""
-    found = columns_of(conn, table)
-    return [(n, t, found[n].type_sql if n in found else None) for n, t in columns
-            if n not in found or _render_one(found[n], t, n) is None]
